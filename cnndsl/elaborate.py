@@ -1,0 +1,606 @@
+"""AST → IR: blocks, repetition and arguments expand into a DAG of primitive nodes.
+
+The elaborator is an interpreter over the AST. It applies each layer expression
+to a tensor (a node name and its shape) and returns the output tensor, creating
+IR nodes through the op table as it goes. Shapes are known as soon as a node
+exists, so a block can ask for `in_channels`, and a shape error is reported at
+the spec line that caused it. After an error the affected tensor is poisoned
+(None): later layers on it are skipped, while independent errors elsewhere are
+still found and reported together.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import ast, ops
+from .diagnostics import CnnError, Diagnostic, Note, did_you_mean, error, warning
+from .evaluate import BUILTINS, CONSTANTS, EvalError, Evaluator, Poisoned, describe
+from .ir import Attrs, Expectation, Frame, Network, Node, Shape, format_shape
+from .limits import MAX_BLOCK_DEPTH, MAX_CHANNELS, MAX_DIM, MAX_ELEMENTS, MAX_NODES
+from .modules import ModuleScope, load_program
+from .source import Source, Span
+
+COMBINATORS = ("residual", "add", "mul", "concat")
+SHAPE_NAMES = ("in_channels", "in_height", "in_width")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    shape: Shape
+    span: Span  # where the producing layer was written
+
+
+@dataclass
+class Thunk:
+    """A block argument, evaluated lazily in the caller's environment (it may be a layer)."""
+
+    expr: ast.Expr
+    env: Env
+    cache: Any = None
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class Env:
+    module: ModuleScope
+    values: dict  # params and repeat variables: name -> value or Thunk
+    x: Tensor | None  # the input of the enclosing block (for in_channels); None when poisoned
+
+
+class NameScope:
+    """Hands out stable names: `conv1`, `conv2`, ... per base, inside a dotted prefix."""
+
+    def __init__(self, prefix: str = ""):
+        self.prefix = prefix
+        self.used: dict[str, Span | None] = {}
+        self.counters: dict[str, int] = {}
+
+    def fresh(self, base: str) -> str:
+        k = self.counters.get(base, 0)
+        while True:
+            k += 1
+            if f"{base}{k}" not in self.used:
+                break
+        self.counters[base] = k
+        self.used[f"{base}{k}"] = None
+        return f"{base}{k}"
+
+    def claim(self, label: str, span: Span) -> str | Diagnostic:
+        if label in self.used:
+            where = self.used[label]
+            notes = [Note(where, "first used here")] if where else []
+            return error("E106", f"the name `{self.prefix}{label}` is already used in this scope", span,
+                         "choose another name", notes)
+        self.used[label] = span
+        return label
+
+    def child(self, name: str) -> NameScope:
+        return NameScope(f"{self.prefix}{name}.")
+
+
+@dataclass(frozen=True)
+class Ctx:
+    env: Env
+    names: NameScope
+    trace: tuple[Frame, ...] = ()
+    active: tuple[str, ...] = ()  # blocks being expanded, for the recursion backstop
+
+
+class _Abort(Exception):
+    """Stops elaboration at once (expansion limit)."""
+
+
+@dataclass
+class Elaborator:
+    max_nodes: int = MAX_NODES
+    nodes: list[Node] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    # -- reporting --------------------------------------------------------------------
+    def report(self, d: Diagnostic) -> None:
+        self.diagnostics.append(d)
+
+    def evaluator(self, env: Env) -> Evaluator:
+        return Evaluator(lambda name, span: self.lookup_value(name, span, env))
+
+    def value(self, e: ast.Expr, env: Env) -> Any:
+        return self.evaluator(env).value(e)
+
+    def lookup_value(self, name: str, span: Span, env: Env) -> Any:
+        if name in env.values:
+            v = env.values[name]
+            if isinstance(v, Thunk):
+                if not v.done:
+                    v.cache, v.done = self.value(v.expr, v.env), True
+                return v.cache
+            return v
+        if name in env.module.consts:
+            return env.module.consts[name]
+        if name in SHAPE_NAMES:
+            if env.x is None:
+                raise Poisoned()
+            if len(env.x.shape) != 3:
+                if name == "in_channels":
+                    return env.x.shape[0]
+                raise EvalError(error("E205", f"`{name}` is unknown: the input here is a flat vector", span))
+            return env.x.shape[SHAPE_NAMES.index(name)]
+        if name in CONSTANTS:
+            return CONSTANTS[name]
+        if self.is_layer_name(name, env):
+            raise EvalError(error("E103", f"`{name}` is a layer, not a value", span))
+        candidates = [*env.values, *env.module.consts, *SHAPE_NAMES, *CONSTANTS]
+        raise EvalError(error("E101", f"unknown name `{name}`", span, did_you_mean(name, candidates)))
+
+    def is_layer_name(self, name: str, env: Env) -> bool:
+        return name in COMBINATORS or name == "identity" or name in env.module.blocks or ops.lookup(name) is not None
+
+    # -- layers -------------------------------------------------------------------------
+    def apply(self, e: ast.Expr, x: Tensor | None, ctx: Ctx) -> Tensor | None:
+        if isinstance(e, ast.Pipe):
+            for item in e.items:
+                x = self.apply(item, x, ctx)
+            return x
+        if isinstance(e, ast.Repeat):
+            return self.repeat(e, x, ctx)
+        if isinstance(e, ast.Label):
+            return self.label(e, x, ctx)
+        if isinstance(e, ast.Cond):
+            try:
+                chosen = e.then if self.evaluator(ctx.env).truth(self.value(e.test, ctx.env), e.test.span) else e.orelse
+            except EvalError as err:
+                self.report(err.diagnostic)
+                return None
+            except Poisoned:
+                return None
+            return self.apply(chosen, x, ctx)
+        if isinstance(e, ast.Name):
+            return self.call(e.id, (), e.span, e.span, x, ctx)
+        if isinstance(e, ast.Call):
+            if e.func in BUILTINS:
+                self.report(error("E103", f"`{e.func}(...)` is a value, not a layer", e.span))
+                return None
+            return self.call(e.func, e.args, e.span, e.func_span, x, ctx)
+        self.report(error("E103", "expected a layer here, found a value", e.span,
+                          "a chain is made of layers joined by `->`, e.g. `conv3x3(64) -> relu`"))
+        return None
+
+    def repeat(self, e: ast.Repeat, x: Tensor | None, ctx: Ctx) -> Tensor | None:
+        try:
+            n = self.value(e.count, ctx.env)
+        except EvalError as err:
+            self.report(err.diagnostic)
+            return None
+        except Poisoned:
+            return None
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            self.report(error("E103", f"a repeat count must be a non-negative integer, got {describe(n)}", e.count.span))
+            return None
+        expected = n * static_size(e.body)
+        if len(self.nodes) + expected > self.max_nodes:
+            raise _Abort(error("E107", f"this repeat expands to at least {expected:,} layers, beyond the limit of "
+                                       f"{self.max_nodes:,}", e.span, "lower the repeat count, or raise the limit with --max-nodes"))
+        for i in range(n):
+            env = ctx.env if e.var is None else Env(ctx.env.module, {**ctx.env.values, e.var: i}, ctx.env.x)
+            x = self.apply(e.body, x, Ctx(env, ctx.names, ctx.trace, ctx.active))
+        return x
+
+    def label(self, e: ast.Label, x: Tensor | None, ctx: Ctx) -> Tensor | None:
+        inner = e.expr
+        if isinstance(inner, (ast.Name, ast.Call)):  # one layer or block: the label is its name
+            name = inner.id if isinstance(inner, ast.Name) else inner.func
+            args = () if isinstance(inner, ast.Name) else inner.args
+            fspan = inner.span if isinstance(inner, ast.Name) else inner.func_span
+            return self.call(name, args, inner.span, fspan, x, ctx, label=(e.name, e.span))
+        claimed = ctx.names.claim(e.name, e.span)
+        if isinstance(claimed, Diagnostic):
+            self.report(claimed)
+            return None
+        return self.apply(inner, x, Ctx(ctx.env, ctx.names.child(claimed), ctx.trace, ctx.active))
+
+    def call(self, name, args, span, fspan, x, ctx: Ctx, label=None) -> Tensor | None:
+        env = ctx.env
+        if name in env.values:
+            bound = env.values[name]
+            if isinstance(bound, Thunk) and not args:  # a layer passed to a block as an argument
+                return self.apply(bound.expr, x, Ctx(bound.env, ctx.names, ctx.trace, ctx.active))
+            self.report(error("E103", f"`{name}` is a value, not a layer", fspan))
+            return None
+        if name in COMBINATORS:
+            return self.merge(name, args, span, x, ctx, label)
+        if name == "identity":
+            return x
+        if name in env.module.blocks:
+            return self.block(name, args, span, x, ctx, label)
+        surface = ops.lookup(name)
+        if surface is not None:
+            return self.primitive(surface, args, span, fspan, x, ctx, label)
+        if name in env.module.consts or name in BUILTINS:
+            self.report(error("E103", f"`{name}` is a value, not a layer", fspan))
+            return None
+        candidates = [*ops.surface_names(), *env.module.blocks, *COMBINATORS, "identity"]
+        sized = re.match(r"^(conv|dwconv|maxpool|avgpool)[0-9x]*$", name)
+        hint = did_you_mean(name, candidates)
+        if sized and not hint:
+            hint = f"kernel sizes are written `{sized.group(1)}3x3` or `{sized.group(1)}3`"
+        self.report(error("E101", f"unknown layer `{name}`", fspan, hint))
+        return None
+
+    # -- blocks -----------------------------------------------------------------------------
+    def block(self, name, args, span, x, ctx: Ctx, label) -> Tensor | None:
+        definition, module = ctx.env.module.blocks[name]
+        if name in ctx.active:
+            self.report(error("E105", f"block `{name}` calls itself", span))
+            return None
+        if len(ctx.trace) >= MAX_BLOCK_DEPTH:
+            self.report(error("E104", f"blocks nested more than {MAX_BLOCK_DEPTH} deep", span))
+            return None
+        values: dict[str, Any] = {}
+        params = [p.name for p in definition.params]
+        ok = True
+        positional = [a for a in args if a.name is None]
+        if len(positional) > len(params):
+            self.report(error("E102", f"block `{name}` takes {len(params)} arguments, got {len(positional)}",
+                              positional[len(params)].span, f"its parameters: {', '.join(params) or 'none'}"))
+            ok = False
+        for p, a in zip(params, positional):
+            values[p] = Thunk(a.value, ctx.env)
+        for a in args:
+            if a.name is None:
+                continue
+            if a.name not in params:
+                hint = did_you_mean(a.name, params) or f"its parameters: {', '.join(params) or 'none'}"
+                self.report(error("E102", f"block `{name}` has no parameter `{a.name}`", a.span, hint))
+                ok = False
+            elif a.name in values:
+                self.report(error("E102", f"parameter `{a.name}` given twice", a.span))
+                ok = False
+            else:
+                values[a.name] = Thunk(a.value, ctx.env)
+        inner_env = Env(module, values, x)
+        for p in definition.params:
+            if p.name not in values:
+                if p.default is None:
+                    self.report(error("E102", f"block `{name}` needs a value for `{p.name}`", span,
+                                      f"call it as {name}({', '.join(params)})"))
+                    ok = False
+                else:  # defaults may use earlier parameters and in_channels
+                    values[p.name] = Thunk(p.default, inner_env)
+        if not ok:
+            return None
+        scope_name = self.claim_or_fresh(ctx.names, label, name)
+        if scope_name is None:
+            return None
+        inner = Ctx(inner_env, ctx.names.child(scope_name), (*ctx.trace, Frame(name, span)), (*ctx.active, name))
+        return self.apply(definition.body, x, inner)
+
+    def claim_or_fresh(self, names: NameScope, label, base: str) -> str | None:
+        if label is None:
+            return names.fresh(base)
+        claimed = names.claim(*label)
+        if isinstance(claimed, Diagnostic):
+            self.report(claimed)
+            return None
+        return claimed
+
+    # -- merges -----------------------------------------------------------------------------
+    def merge(self, name, args, span, x, ctx: Ctx, label) -> Tensor | None:
+        if name == "residual":
+            body = [a for a in args if a.name is None]
+            extra = [a for a in args if a.name not in (None, "shortcut")]
+            shortcut = [a for a in args if a.name == "shortcut"]
+            if len(body) != 1 or extra or len(shortcut) > 1:
+                self.report(error("E102", "`residual` takes one body and an optional `shortcut=`", span,
+                                  "e.g. residual(conv3x3(64) -> bn, shortcut=conv1x1(64, stride=2) -> bn)"))
+                return None
+            outs = [self.apply(body[0].value, x, ctx)]
+            if shortcut:
+                outs.append(self.apply(shortcut[0].value, x, Ctx(ctx.env, ctx.names.child(ctx.names.fresh("shortcut")), ctx.trace, ctx.active)))
+            else:
+                outs.append(x)
+            exprs = [body[0].value, shortcut[0].value if shortcut else None]
+            op = "add"
+        else:
+            if any(a.name is not None for a in args) or len(args) < 2:
+                self.report(error("E102", f"`{name}` takes two or more branches, as positional arguments", span,
+                                  f"e.g. {name}(conv1x1(64), conv3x3(64))"))
+                return None
+            outs = [self.apply(a.value, x, Ctx(ctx.env, ctx.names.child(ctx.names.fresh("branch")), ctx.trace, ctx.active))
+                    for a in args]
+            exprs = [a.value for a in args]
+            op = name
+        if any(o is None for o in outs):
+            return None
+        definition = ops.OPS[op]
+        try:
+            shape = definition.shape(Attrs(), [o.shape for o in outs])
+        except ops.OpError as err:
+            notes = [Note(o.span if e is not None else span, f"this branch gives {format_shape(o.shape)}")
+                     for o, e in zip(outs, exprs)]
+            hint = err.hint
+            if name == "residual" and err.code in ("E202", "E203"):
+                hint = ("give the residual a projection shortcut that matches the body, e.g. "
+                        "`shortcut=conv1x1(C, stride=S) -> bn`")
+            self.report(error(err.code, err.message, span, hint, notes))
+            return None
+        return self.emit(op, {}, outs, shape, span, ctx, op, label)
+
+    # -- primitives ---------------------------------------------------------------------------
+    def primitive(self, surface: ops.Surface, args, span, fspan, x, ctx: Ctx, label) -> Tensor | None:
+        given = self.bind(surface, args, span, fspan, ctx.env)
+        if given is None or x is None:
+            return None
+        op = surface.op
+        attrs = {p.name: p.default for p in op.params}
+        attrs.update(surface.preset)
+        attrs.update(given)
+        if op.name == "fc" and len(x.shape) == 3:
+            x = self.implicit_flatten(x, span, ctx)
+            if x is None:
+                return None
+        try:
+            attrs = op.resolve(attrs, [x.shape])
+            shape = op.shape(Attrs.of(attrs), [x.shape])
+        except ops.OpError as err:
+            where = next((a.span for a in args if a.name == err.arg), span)
+            notes = [Note(x.span, f"the input is {format_shape(x.shape)}")] if x.name != "input" else []
+            self.report(error(err.code, err.message, where, err.hint, notes))
+            return None
+        if not self.sizes_ok(op, attrs, x, shape, span):
+            return None
+        return self.emit(op.name, attrs, [x], shape, span, ctx, surface.base, label)
+
+    def bind(self, surface: ops.Surface, args, span, fspan, env: Env) -> dict | None:
+        signature = ops.signature(surface)
+        names = [p.name for p in signature]
+        positional = [p for p in signature if p.positional]
+        given: dict[str, Any] = {}
+        ok = True
+        spans: dict[str, Span] = {}
+        pos_args = [a for a in args if a.name is None]
+        if len(pos_args) > len(positional):
+            took = ", ".join(p.name for p in positional) or "no positional arguments"
+            self.report(error("E102", f"`{surface.base}` takes {len(positional)} positional argument(s) ({took}), got {len(pos_args)}",
+                              pos_args[len(positional)].span, f"name the others, e.g. {names[-1] if names else 'stride'}=..."))
+            ok = False
+        pairs = [(p.name, a) for p, a in zip(positional, pos_args)] + [(a.name, a) for a in args if a.name is not None]
+        for pname, a in pairs:
+            if pname in surface.preset:
+                self.report(error("E102", f"`{pname}` is already given by the name `{surface.base}`", a.span))
+                ok = False
+                continue
+            if pname not in names:
+                hint = did_you_mean(pname, names) or f"`{surface.base}` takes: {', '.join(names) or 'no arguments'}"
+                self.report(error("E102", f"`{surface.base}` has no argument `{pname}`", a.span, hint))
+                ok = False
+                continue
+            if pname in given:
+                self.report(error("E102", f"argument `{pname}` given twice", a.span))
+                ok = False
+                continue
+            try:
+                given[pname] = self.value(a.value, env)
+                spans[pname] = a.span
+            except EvalError as err:
+                self.report(err.diagnostic)
+                ok = False
+            except Poisoned:
+                ok = False
+        for p in signature:
+            if p.default is ops.REQUIRED and p.name not in given and ok:
+                self.report(error("E102", f"`{surface.base}` needs `{p.name}`", span,
+                                  f"e.g. {surface.base}({p.name}=...)" if not p.positional else f"e.g. {surface.base}(64)"))
+                ok = False
+        for pname, v in given.items():
+            kind = next(p.kind for p in signature if p.name == pname)
+            expected = ops.check_value(kind, v)
+            if expected:
+                code = "E104" if isinstance(v, (int, float)) and not isinstance(v, bool) else "E103"
+                self.report(error(code, f"`{pname}` must be {expected}, got {describe(v)}", spans[pname]))
+                ok = False
+        return given if ok else None
+
+    def implicit_flatten(self, x: Tensor, span: Span, ctx: Ctx) -> Tensor | None:
+        c, h, w = x.shape
+        if h * w > 1:
+            self.report(warning("W301", f"`fc` flattens a {c}x{h}x{w} feature map into {c * h * w:,} features", span,
+                                "write `flatten ->` before `fc` to make this explicit"))
+        return self.emit("flatten", {}, [x], (c * h * w,), span, ctx, "flatten", None)
+
+    def sizes_ok(self, op: ops.OpDef, attrs: dict, x: Tensor, shape: Shape, span: Span) -> bool:
+        if math.prod(shape) > MAX_ELEMENTS or (len(shape) == 3 and max(shape[1:]) > MAX_DIM):
+            self.report(error("E207", f"the output {format_shape(shape)} is too large ({math.prod(shape):,} elements per sample)", span))
+            return False
+        for wname, spec in op.weights(Attrs.of(attrs), [x.shape]).items():
+            if math.prod(spec.shape) > MAX_ELEMENTS:
+                self.report(error("E207", f"the {wname} tensor {spec.shape} is too large ({math.prod(spec.shape):,} elements)", span,
+                                  "flatten a smaller feature map, e.g. pool it first"))
+                return False
+        return True
+
+    def emit(self, op: str, attrs: dict, inputs: list[Tensor], shape: Shape, span: Span, ctx: Ctx, base: str, label) -> Tensor | None:
+        if len(self.nodes) >= self.max_nodes:
+            raise _Abort(error("E107", f"the network expands to more than {self.max_nodes:,} layers", span,
+                               "raise the limit with --max-nodes if this is intended"))
+        local = self.claim_or_fresh(ctx.names, label, base)
+        if local is None:
+            return None
+        name = ctx.names.prefix + local
+        self.nodes.append(Node(name, op, Attrs.of(attrs), tuple(t.name for t in inputs), shape, span, ctx.trace))
+        return Tensor(name, shape, span)
+
+
+def static_size(e: ast.Expr) -> int:
+    """A lower bound on the layers an expression expands to, without evaluating it."""
+    if isinstance(e, ast.Pipe):
+        return sum(static_size(i) for i in e.items)
+    if isinstance(e, ast.Repeat):
+        n = e.count.value if isinstance(e.count, ast.Number) and isinstance(e.count.value, int) else 1
+        return max(0, n) * static_size(e.body)
+    if isinstance(e, ast.Label):
+        return static_size(e.expr)
+    if isinstance(e, ast.Cond):
+        return min(static_size(e.then), static_size(e.orelse))
+    if isinstance(e, ast.Call):
+        return 1 + sum(static_size(a.value) for a in e.args) if e.func in COMBINATORS else 1
+    return 1 if isinstance(e, ast.Name) and e.id != "identity" else 0
+
+
+# -- whole programs ---------------------------------------------------------------------------
+
+
+@dataclass
+class Compilation:
+    """What the front end produced for one spec: the network (None on errors) and every diagnostic."""
+
+    network: Network | None
+    diagnostics: list[Diagnostic]
+    sources: dict[str, Source]
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+
+def compile_text(text: str, path: str = "<string>", input_shape: Shape | None = None,
+                 max_nodes: int = MAX_NODES) -> Compilation:
+    program = load_program(text, path)
+    if program.errors or program.main is None:
+        return Compilation(None, program.errors, program.sources)
+    el = Elaborator(max_nodes=max_nodes)
+    main = program.main
+    statements = main.module.statements
+    el.diagnostics.extend(main.diagnostics)
+
+    shape = _input_shape(statements, input_shape, path, el)
+    bodies = [s for s in statements if isinstance(s, ast.Body)]
+    if not bodies:
+        el.report(error("E108", "the spec has no network body", Span(path, 1, 1, 1, 1),
+                        "add a chain of layers, e.g. `conv3x3(64) -> relu -> gap -> fc(10)`"))
+    for extra in bodies[1:]:
+        el.report(error("E108", "the network body is written twice", extra.span,
+                        "join the two chains with `->` (a line may start or end with `->`)",
+                        [Note(bodies[0].span, "the first body")]))
+    nodes_ok = shape is not None and bool(bodies)
+    output = "input"
+    if nodes_ok:
+        x = Tensor("input", shape, Span(path, 1, 1, 1, 1))
+        el.nodes.append(Node("input", "input", Attrs(), (), shape, x.span))
+        names = NameScope()
+        names.used["input"] = None
+        try:
+            out = el.apply(bodies[0].expr, x, Ctx(Env(main, {}, x), names))
+            output = out.name if out is not None else output
+        except _Abort as abort:
+            el.report(abort.args[0])
+        except RecursionError:
+            el.report(error("E002", "the spec is nested too deeply to expand", bodies[0].span))
+    expectations = _expectations(statements, el, main)
+    frozen = _frozen(statements, el)
+    disabled = frozenset(n.id for s in statements if isinstance(s, ast.Disable) for n in s.codes)
+    diagnostics = el.diagnostics
+    if any(d.severity == "error" for d in diagnostics) or not nodes_ok or len(bodies) != 1:
+        return Compilation(None, diagnostics, program.sources)
+    network = Network(
+        name=_network_name(statements, path),
+        input_shape=shape,
+        nodes=tuple(el.nodes),
+        output=output,
+        expectations=expectations,
+        disabled=disabled,
+        frozen=frozen,
+        diagnostics=tuple(diagnostics),
+        path=path,
+    )
+    return Compilation(network, diagnostics, program.sources)
+
+
+def _input_shape(statements, override: Shape | None, path: str, el: Elaborator) -> Shape | None:
+    inputs = [s for s in statements if isinstance(s, ast.Input)]
+    for extra in inputs[1:]:
+        el.report(error("E109", "`input` is given twice", extra.span, None, [Note(inputs[0].span, "first given here")]))
+    if override is not None:
+        dims, span = tuple(override), Span(path, 1, 1, 1, 1)
+    elif inputs:
+        dims, span = inputs[0].dims, inputs[0].span
+    else:
+        el.report(error("E109", "the spec has no input shape", Span(path, 1, 1, 1, 1),
+                        "add a line like `input 3x224x224` (channels x height x width), or pass --input"))
+        return None
+    problem = check_input_dims(dims)
+    if problem:
+        el.report(error("E109", problem, span, "write channels x height x width, e.g. `input 3x224x224`"))
+        return None
+    return dims
+
+
+def check_input_dims(dims) -> str | None:
+    if len(dims) not in (1, 3):
+        return f"an input shape has 3 dimensions (CxHxW) or 1 (features), got {len(dims)}"
+    if any(d < 1 for d in dims):
+        return "input dimensions must be at least 1"
+    if dims[0] > MAX_CHANNELS or any(d > MAX_DIM for d in dims[1:]):
+        return f"input shape {'x'.join(map(str, dims))} is absurdly large"
+    if math.prod(dims) > MAX_ELEMENTS:
+        return "the input has too many elements"
+    return None
+
+
+def _expectations(statements, el: Elaborator, main: ModuleScope) -> tuple[Expectation, ...]:
+    out = []
+    env = Env(main, {}, None)
+    for s in statements:
+        if isinstance(s, ast.Expect):
+            try:
+                out.append(Expectation(s.metric, s.op, el.value(s.value, env), s.span))
+            except EvalError as err:
+                el.report(err.diagnostic)
+            except Poisoned:
+                pass
+    return tuple(out)
+
+
+def _frozen(statements, el: Elaborator) -> tuple[str, ...]:
+    names = [n.name for n in el.nodes]
+    scopes = {n.rsplit(".", 1)[0] for n in names if "." in n}
+    prefixes = {p for s in scopes for p in _prefixes(s)}
+    frozen: list[str] = []
+    for s in statements:
+        if not isinstance(s, ast.Freeze):
+            continue
+        for target in s.names:
+            hits = [n for n in names if n == target.id or n.startswith(target.id + ".")]
+            if not hits and el.nodes:
+                el.report(error("E101", f"`freeze`: no layer or block named `{target.id}`", target.span,
+                                did_you_mean(target.id, [*names, *prefixes])))
+            frozen += [h for h in hits if h not in frozen]
+    return tuple(frozen)
+
+
+def _prefixes(scope: str):
+    parts = scope.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _network_name(statements, path: str) -> str:
+    for s in statements:
+        if isinstance(s, ast.NetworkName):
+            return s.name
+    stem = re.sub(r"\.cnn$", "", path.replace("\\", "/").rsplit("/", 1)[-1])
+    name = re.sub(r"[^A-Za-z0-9_]", "_", stem)
+    if not name or not _IDENT.fullmatch(name) or path.startswith("<"):
+        name = "network" if not name or path.startswith("<") else f"net_{name}"
+    return name
+
+
+def raise_on_errors(c: Compilation) -> Network:
+    if c.network is None:
+        err = CnnError(c.diagnostics)
+        err.sources = c.sources
+        raise err
+    return c.network

@@ -1,0 +1,190 @@
+"""Evaluation of value expressions: numbers, booleans, tuples and lists in layer arguments.
+
+Arithmetic is exact on integers and bounded (|x| < 2**62), so a spec cannot
+make the compiler compute `2 ** 10 ** 10`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from . import ast
+from .diagnostics import Diagnostic, did_you_mean, error
+from .limits import MAX_INT
+from .source import Span
+
+
+class EvalError(Exception):
+    def __init__(self, diagnostic: Diagnostic):
+        self.diagnostic = diagnostic
+
+
+class Poisoned(Exception):
+    """A value depends on a tensor whose shape is unknown because of an earlier error."""
+
+
+def make_divisible(value, divisor=8, min_value=None):
+    """Channel rounding used by MobileNet and EfficientNet: nearest multiple, never below 90 %."""
+    min_value = divisor if min_value is None else min_value
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * value else new
+
+
+BUILTINS: dict[str, Callable[..., Any]] = {
+    "max": max,
+    "min": min,
+    "abs": abs,
+    "round": round,
+    "int": int,
+    "float": float,
+    "ceil": math.ceil,
+    "floor": math.floor,
+    "make_divisible": make_divisible,
+}
+CONSTANTS = {"same": "same", "valid": "valid"}
+
+
+def _bounded(value: Any, span: Span) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) >= MAX_INT:
+        raise EvalError(error("E110", "integer overflow: the value is beyond 2**62", span))
+    if isinstance(value, float) and not math.isfinite(value):
+        raise EvalError(error("E110", "the value is not a finite number", span))
+    return value
+
+
+def _number(v: Any, span: Span) -> int | float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise EvalError(error("E103", f"expected a number, got {describe(v)}", span))
+    return v
+
+
+def describe(v: Any) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return f"the number {v}"
+    if isinstance(v, str):
+        return f"`{v}`"
+    if isinstance(v, tuple):
+        return "a tuple/list"
+    return "a layer"
+
+
+def _arith(op: str, a: Any, b: Any, span: Span) -> Any:
+    a, b = _number(a, span), _number(b, span)
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op in ("/", "//", "%") and b == 0:
+        raise EvalError(error("E110", "division by zero", span))
+    if op == "/":
+        return a / b
+    if op == "//":
+        return a // b
+    return a % b
+
+
+def _power(a: Any, b: Any, span: Span) -> Any:
+    a, b = _number(a, span), _number(b, span)
+    if a == 0 and b < 0:
+        raise EvalError(error("E110", "zero to a negative power", span))
+    if abs(a) > 1 and b > 0 and b * math.log2(abs(a)) >= 62:
+        raise EvalError(error("E110", "integer overflow: the power is beyond 2**62", span))
+    result = a**b
+    if isinstance(result, complex):
+        raise EvalError(error("E110", "a negative number to a fractional power", span))
+    return result
+
+
+_COMPARE = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+class Evaluator:
+    """Evaluates value expressions. `lookup(name, span)` resolves names (params, constants, ...)."""
+
+    def __init__(self, lookup: Callable[[str, Span], Any]):
+        self.lookup = lookup
+
+    def value(self, e: ast.Expr) -> Any:
+        if isinstance(e, ast.Number):
+            return _bounded(e.value, e.span)
+        if isinstance(e, (ast.Bool, ast.String)):
+            return e.value
+        if isinstance(e, ast.Name):
+            return self.lookup(e.id, e.span)
+        if isinstance(e, ast.Chain):
+            return self._chain(e)
+        if isinstance(e, ast.Unary):
+            v = self.value(e.operand)
+            if e.op == "not":
+                return not self.truth(v, e.operand.span)
+            v = _number(v, e.span)
+            return -v if e.op == "-" else v
+        if isinstance(e, ast.Power):
+            return _bounded(_power(self.value(e.base), self.value(e.exponent), e.span), e.span)
+        if isinstance(e, ast.Cond):
+            return self.value(e.then) if self.truth(self.value(e.test), e.test.span) else self.value(e.orelse)
+        if isinstance(e, (ast.TupleExpr, ast.ListExpr)):
+            return tuple(self.value(i) for i in e.items)
+        if isinstance(e, ast.Call) and e.func in BUILTINS:
+            return self._builtin(e)
+        raise EvalError(error("E103", "expected a value here, found a layer", e.span,
+                              "layers go in a chain with `->`; arguments take numbers, booleans and tuples"))
+
+    def truth(self, v: Any, span: Span) -> bool:
+        if not isinstance(v, bool):
+            raise EvalError(error("E103", f"expected `true` or `false`, got {describe(v)}", span))
+        return v
+
+    def _chain(self, e: ast.Chain) -> Any:
+        if e.kind in ("and", "or"):
+            for operand in (e.first, *e.rest):
+                v = self.truth(self.value(operand), operand.span)
+                if v == (e.kind == "or"):
+                    return v
+            return e.kind == "and"
+        acc = self.value(e.first)
+        if e.kind == "arith":
+            for op, operand in zip(e.ops, e.rest):
+                acc = _bounded(_arith(op, acc, self.value(operand), e.span), e.span)
+            return acc
+        left = acc
+        for op, operand in zip(e.ops, e.rest):  # chained comparisons, as in Python
+            right = self.value(operand)
+            try:
+                ok = _COMPARE[op](left, right)
+            except TypeError:
+                raise EvalError(error("E103", f"cannot compare {describe(left)} with {describe(right)}", e.span)) from None
+            if not ok:
+                return False
+            left = right
+        return True
+
+    def _builtin(self, e: ast.Call) -> Any:
+        if any(a.name is not None and e.func != "make_divisible" for a in e.args):
+            raise EvalError(error("E102", f"`{e.func}` takes positional arguments only", e.span))
+        args = [self.value(a.value) for a in e.args if a.name is None]
+        kwargs = {a.name: self.value(a.value) for a in e.args if a.name is not None}
+        for a in [*args, *kwargs.values()]:
+            _number(a, e.span)
+        try:
+            return _bounded(BUILTINS[e.func](*args, **kwargs), e.span)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise EvalError(error("E102", f"bad arguments to `{e.func}`: {exc}", e.span)) from None
+
+
+def unknown_name(name: str, span: Span, candidates) -> EvalError:
+    return EvalError(error("E101", f"unknown name `{name}`", span, did_you_mean(name, candidates)))

@@ -1,0 +1,113 @@
+"""The one IR: an immutable DAG of named nodes, in execution (topological) order.
+
+Shapes are per sample, without the batch dimension, which stays symbolic:
+(C, H, W) for a feature map and (F,) for a flat vector.
+Node names are stable, unique and dotted by block instance (`basic2.conv1`);
+every backend uses them, suffixed with `.weight`, `.bias`, ..., as weight names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Iterator
+
+from .diagnostics import Diagnostic
+from .source import Span
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Attrs:
+    """A frozen, ordered attribute mapping (hashable, so nodes can be compared and cached)."""
+
+    items: tuple[tuple[str, Any], ...] = ()
+
+    @staticmethod
+    def of(mapping: dict[str, Any]) -> Attrs:
+        return Attrs(tuple(mapping.items()))
+
+    def __getitem__(self, key: str) -> Any:
+        for k, v in self.items:
+            if k == key:
+                return v
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        for k, v in self.items:
+            if k == key:
+                return v
+        return default
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One block instantiation in a node's provenance: which block, called where."""
+
+    block: str
+    call: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    op: str
+    attrs: Attrs
+    inputs: tuple[str, ...]
+    shape: Shape
+    span: Span = field(compare=False)
+    trace: tuple[Frame, ...] = field(default=(), compare=False)
+
+    @property
+    def line(self) -> int:
+        return self.span.line
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """`expect METRIC OP VALUE` from the spec; judged by cnndsl.analysis."""
+
+    metric: str
+    op: str
+    value: Any
+    span: Span = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    input_shape: Shape
+    nodes: tuple[Node, ...]  # nodes[0] is the input node; the rest in execution order
+    output: str
+    expectations: tuple[Expectation, ...] = ()
+    disabled: frozenset[str] = frozenset()
+    frozen: tuple[str, ...] = ()  # node names whose parameters are frozen (transfer learning)
+    diagnostics: tuple[Diagnostic, ...] = field(default=(), compare=False)  # warnings from elaboration
+    path: str = field(default="<string>", compare=False)
+
+    @cached_property
+    def by_name(self) -> dict[str, Node]:
+        return {n.name: n for n in self.nodes}
+
+    def node(self, name: str) -> Node:
+        return self.by_name[name]
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.by_name[self.output].shape
+
+    @property
+    def layers(self) -> tuple[Node, ...]:
+        """Every node but the input."""
+        return self.nodes[1:]
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+
+def format_shape(shape: Shape) -> str:
+    return "x".join(["N", *map(str, shape)])
