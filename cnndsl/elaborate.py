@@ -104,7 +104,8 @@ class Elaborator:
 
     # -- reporting --------------------------------------------------------------------
     def report(self, d: Diagnostic) -> None:
-        self.diagnostics.append(d)
+        if d not in self.diagnostics:  # a repeat or a reused block reports a mistake once
+            self.diagnostics.append(d)
 
     def evaluator(self, env: Env) -> Evaluator:
         return Evaluator(lambda name, span: self.lookup_value(name, span, env))

@@ -45,6 +45,7 @@ class TensorSpec:
     shape: Shape
     kind: str = "param"  # "param" (trainable) or "buffer"
     dtype: str = "float32"
+    init: int | str = "zeros"  # fan-in for torch's default uniform(+-1/sqrt(fan_in)), or "ones"/"zeros"
 
 
 @dataclass(frozen=True)
@@ -189,11 +190,13 @@ def _conv_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
 def _conv_weights(attrs: Attrs, ins: list[Shape]) -> dict[str, TensorSpec]:
     kh, kw = attrs["kernel"]
     table = attrs["table"]
-    if table is not None:
-        w = TensorSpec((sum(len(r) for r in table), kh, kw))  # one kernel per connection
+    if table is not None:  # one kernel per connection
+        fan_in = max(len(r) for r in table) * kh * kw
+        w = TensorSpec((sum(len(r) for r in table), kh, kw), init=fan_in)
     else:
-        w = TensorSpec((attrs["out"], ins[0][0] // attrs["groups"], kh, kw))
-    return {"weight": w, "bias": TensorSpec((attrs["out"],))} if attrs["bias"] else {"weight": w}
+        fan_in = ins[0][0] // attrs["groups"] * kh * kw
+        w = TensorSpec((attrs["out"], ins[0][0] // attrs["groups"], kh, kw), init=fan_in)
+    return {"weight": w, "bias": TensorSpec((attrs["out"],), init=fan_in)} if attrs["bias"] else {"weight": w}
 
 
 def _conv_macs(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
@@ -304,9 +307,9 @@ def _fc_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
 
 
 def _fc_weights(attrs: Attrs, ins: list[Shape]) -> dict[str, TensorSpec]:
-    w = {"weight": TensorSpec((attrs["out"], ins[0][0]))}
+    w = {"weight": TensorSpec((attrs["out"], ins[0][0]), init=ins[0][0])}
     if attrs["bias"]:
-        w["bias"] = TensorSpec((attrs["out"],))
+        w["bias"] = TensorSpec((attrs["out"],), init=ins[0][0])
     return w
 
 
@@ -321,10 +324,10 @@ FC = OpDef("fc", "fully connected (linear) layer", (Param("out", "channels", pos
 def _bn_weights(attrs: Attrs, ins: list[Shape]) -> dict[str, TensorSpec]:
     c = ins[0][0]
     return {
-        "weight": TensorSpec((c,)),
+        "weight": TensorSpec((c,), init="ones"),
         "bias": TensorSpec((c,)),
         "running_mean": TensorSpec((c,), "buffer"),
-        "running_var": TensorSpec((c,), "buffer"),
+        "running_var": TensorSpec((c,), "buffer", init="ones"),
         "num_batches_tracked": TensorSpec((), "buffer", "int64"),
     }
 
