@@ -307,7 +307,9 @@ def _syntax_diagnostic(e: UnexpectedInput, path: str):
         expected = sorted(e.expected - {"COMMENT"})
         shown = ", ".join(_describe(t) for t in expected[:8]) + (", ..." if len(expected) > 8 else "")
         hint = f"expected {shown}" if expected else None
-        if tok.type in ("NAME", "LSQB", "LPAR") and "ARROW" in expected:
+        if tok.type in ("NAME", "NUMBER", "LSQB", "LPAR") and "RPAR" in expected and "COMMA" in expected:
+            hint = "separate arguments with `,`, or close the call with `)`"
+        elif tok.type in ("NAME", "LSQB", "LPAR") and "ARROW" in expected:
             hint = "join layers with `->`"
         elif tok.type == "EQUAL" and "COMP_OP" in expected:
             hint = "compare with `==`; `=` only binds constants and keyword arguments"

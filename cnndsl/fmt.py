@@ -1,0 +1,216 @@
+"""The canonical formatter: AST → text, keeping every comment.
+
+Layout rules: one statement per line; a chain that does not fit in WIDTH
+columns, or has comments inside, gets one layer per line with a leading `->`;
+calls with layer arguments (residual, concat, ...) that do not fit put one
+argument per line; block bodies are indented by two spaces. Numbers keep the
+spelling the author chose (`25_557_032`, `5M`). At most one blank line is kept
+between statements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import ast
+from .syntax import parse_module
+
+WIDTH = 100
+INDENT = "  "
+
+# Binding strength, loosest first; an operand printed where a tighter form is required gets parentheses.
+PIPE, LABEL, COND, OR, AND, NOT, COMPARE, SUM, TERM, UNARY, POWER, ATOM = range(12)
+
+
+def format_text(text: str, path: str = "<string>") -> str:
+    """Format spec text; raises CnnError if it does not parse (a formatter never guesses)."""
+    return Formatter(parse_module(text, path)).module()
+
+
+def precedence(e: ast.Expr) -> int:
+    if isinstance(e, ast.Pipe):
+        return PIPE
+    if isinstance(e, ast.Label):
+        return LABEL
+    if isinstance(e, ast.Cond):
+        return COND
+    if isinstance(e, ast.Chain):
+        if e.kind == "arith":
+            return SUM if any(op in "+-" for op in e.ops) else TERM
+        return {"or": OR, "and": AND, "compare": COMPARE}[e.kind]
+    if isinstance(e, ast.Unary):
+        return NOT if e.op == "not" else UNARY
+    if isinstance(e, ast.Power):
+        return POWER
+    return ATOM
+
+
+def inline(e: ast.Expr, need: int = PIPE) -> str:
+    """The one-line form of an expression, parenthesised if it binds looser than `need`."""
+    text = _inline(e)
+    return f"({text})" if precedence(e) < need else text
+
+
+def _inline(e: ast.Expr) -> str:
+    if isinstance(e, ast.Number):
+        return e.text
+    if isinstance(e, ast.Name):
+        return e.id
+    if isinstance(e, ast.String):
+        return f'"{e.value}"'
+    if isinstance(e, ast.Bool):
+        return "true" if e.value else "false"
+    if isinstance(e, ast.Call):
+        return f"{e.func}({', '.join(_arg(a) for a in e.args)})"
+    if isinstance(e, ast.Pipe):
+        return " -> ".join(inline(i, LABEL) for i in e.items)
+    if isinstance(e, ast.Label):
+        return f"{inline(e.expr, COND)} as {e.name}"
+    if isinstance(e, ast.Cond):
+        return f"{inline(e.then, OR)} if {inline(e.test, OR)} else {inline(e.orelse, COND)}"
+    if isinstance(e, ast.Chain):
+        own = precedence(e)
+        first_need = own if e.kind != "compare" else SUM
+        rest_need = own + 1 if e.kind in ("arith",) else (SUM if e.kind == "compare" else own + 1)
+        parts = [inline(e.first, first_need)]
+        for op, operand in zip(e.ops, e.rest):
+            parts += [op, inline(operand, rest_need)]
+        return " ".join(parts)
+    if isinstance(e, ast.Unary):
+        return f"not {inline(e.operand, NOT)}" if e.op == "not" else f"{e.op}{inline(e.operand, UNARY)}"
+    if isinstance(e, ast.Power):
+        return f"{inline(e.base, ATOM)}**{inline(e.exponent, UNARY)}"
+    if isinstance(e, ast.TupleExpr):
+        items = [inline(i) for i in e.items]
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    if isinstance(e, ast.ListExpr):
+        return f"[{', '.join(inline(i) for i in e.items)}]"
+    if isinstance(e, ast.Repeat):
+        var = f"{e.var}: " if e.var else ""
+        return f"[{var}{inline(e.body)}]x{inline(e.count, ATOM)}"
+    raise AssertionError(type(e))
+
+
+def _arg(a: ast.Arg) -> str:
+    return inline(a.value) if a.name is None else f"{a.name}={inline(a.value)}"
+
+
+@dataclass
+class Formatter:
+    module_ast: ast.Module
+    pending: dict[int, list[ast.Comment]] = field(default_factory=dict)  # line -> comments not yet printed
+
+    def __post_init__(self):
+        for c in self.module_ast.comments:
+            self.pending.setdefault(c.span.line, []).append(c)
+
+    # -- comments -------------------------------------------------------------------------
+    def take(self, first: int, last: int, own_line_only: bool = False) -> list[ast.Comment]:
+        """Remove and return the pending comments on lines first..last."""
+        out = []
+        for line in sorted(k for k, v in self.pending.items() if v and first <= k <= last):
+            out += self.pending.pop(line)
+        return out
+
+    def has_comments(self, first: int, last: int) -> bool:
+        return any(v and first <= k <= last for k, v in self.pending.items())
+
+    # -- statements ------------------------------------------------------------------------
+    def module(self) -> str:
+        out: list[str] = []
+        prev_end = 0
+        for s in self.module_ast.statements:
+            leading = self.take(prev_end + 1, s.span.line - 1)
+            start = leading[0].span.line if leading else s.span.line
+            if out and start > prev_end + 1:
+                out.append("")
+            last_line = prev_end
+            for c in leading:
+                if out and c.span.line > last_line + 1 and last_line > prev_end:
+                    out.append("")
+                out.append(c.text)
+                last_line = c.span.line
+            if leading and s.span.line > last_line + 1:
+                out.append("")
+            body = self.statement(s)
+            interior = self.take(s.span.line, s.span.end_line)  # comments no layout could place
+            trailing = [c for c in interior if c.span.line == s.span.end_line]
+            for c in interior:
+                if c not in trailing:
+                    out.append(c.text)
+            if trailing:
+                body[-1] += "  " + "  ".join(c.text for c in trailing)
+            out += body
+            prev_end = s.span.end_line
+        tail = self.take(prev_end + 1, 10**9)
+        if tail:
+            if out and tail[0].span.line > prev_end + 1:
+                out.append("")
+            out += [c.text for c in tail]
+        return "\n".join(out) + "\n" if out else ""
+
+    def statement(self, s: ast.Statement) -> list[str]:
+        if isinstance(s, ast.Input):
+            return ["input " + "x".join(map(str, s.dims))]
+        if isinstance(s, ast.NetworkName):
+            return [f"network {s.name}"]
+        if isinstance(s, ast.Let):
+            return [f"let {s.name} = {inline(s.value)}"]
+        if isinstance(s, ast.Import):
+            return [f'import "{s.target}"' if s.is_path else f"import {s.target}"]
+        if isinstance(s, ast.Expect):
+            return [f"expect {s.metric} {s.op} {inline(s.value)}"]
+        if isinstance(s, ast.Disable):
+            return ["disable " + ", ".join(n.id for n in s.codes)]
+        if isinstance(s, ast.Freeze):
+            return ["freeze " + ", ".join(n.id for n in s.names)]
+        if isinstance(s, ast.BlockDef):
+            params = ", ".join(p.name if p.default is None else f"{p.name}={inline(p.default)}" for p in s.params)
+            lines = [f"block {s.name}({params}) {{"]
+            lines += self.layout(s.body, 1)
+            lines.append("}")
+            return lines
+        if isinstance(s, ast.Body):
+            return self.layout(s.expr, 0)
+        raise AssertionError(type(s))
+
+    # -- expressions over several lines -----------------------------------------------------
+    def layout(self, e: ast.Expr, depth: int) -> list[str]:
+        pad = INDENT * depth
+        one = pad + inline(e)
+        inner_comments = self.has_comments(e.span.line, e.span.end_line - 1)
+        if len(one) <= WIDTH and not inner_comments:
+            return [one]
+        if isinstance(e, ast.Pipe):
+            lines: list[str] = []
+            prev = None
+            for i, item in enumerate(e.items):
+                if prev is not None:
+                    lines += [pad + c.text for c in self.take(prev.span.end_line + 1, item.span.line - 1)]
+                sub = self.layout(item, depth)
+                if i:
+                    sub[0] = pad + "-> " + sub[0][len(pad):]
+                trailing = self.take(item.span.end_line, item.span.end_line) if i + 1 < len(e.items) else []
+                if trailing:
+                    sub[-1] += "  " + "  ".join(c.text for c in trailing)
+                lines += sub
+                prev = item
+            return lines
+        if isinstance(e, ast.Call) and e.args:
+            lines = [f"{pad}{e.func}("]
+            for a in e.args:
+                sub = self.layout(a.value, depth + 1)
+                if a.name is not None:
+                    sub[0] = f"{INDENT * (depth + 1)}{a.name}={sub[0].lstrip()}"
+                sub[-1] += ","
+                lines += sub
+            lines.append(pad + ")")
+            return lines
+        if isinstance(e, ast.Repeat):
+            var = f"{e.var}:" if e.var else ""
+            return [f"{pad}[{var}", *self.layout(e.body, depth + 1), f"{pad}]x{inline(e.count, ATOM)}"]
+        if isinstance(e, ast.Label) and isinstance(e.expr, (ast.Call, ast.Repeat)):
+            lines = self.layout(e.expr, depth)
+            lines[-1] += f" as {e.name}"
+            return lines
+        return [one]
