@@ -151,3 +151,11 @@ def test_lint_json_is_a_list_of_check_objects(tree, capsys):
     objs = json.loads(capsys.readouterr().out)
     assert [o["network"] for o in objs] == ["clean", "bias"]
     assert objs[1]["diagnostics"][0]["code"] == "L003"
+
+
+def test_l002_ignores_squeeze_excitation_pooling_inside_blocks():
+    # The SE `gap` makes the field global early; the head's `gap` then reads global features: nothing to say.
+    se = "input 3x64x64\nconv3x3(8) -> mul(identity, gap -> conv1x1(8) -> sigmoid) -> conv3x3(8) -> gap -> fc(2)"
+    assert "L002" not in codes(se)
+    (d,) = lint(Figures(cnndsl.parse("input 3x64x64\nconv3x3(8) -> relu -> gap -> fc(2)")))
+    assert d.code == "L002" and "`gap1`" in d.message and "3x3" in d.message

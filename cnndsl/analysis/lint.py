@@ -12,6 +12,7 @@ from typing import Callable
 
 from ..diagnostics import Diagnostic
 from ..ir import Network, Node
+from ..ops import GLOBAL, OPS
 from .figures import Figures
 
 FC_SHARE = 0.5  # L001: one fc layer holding more than this share of all parameters...
@@ -61,18 +62,30 @@ def fc_dominates(fig: Figures, readers) -> list[Diagnostic]:
     return out
 
 
+def _classifier_head(network: Network) -> Node | None:
+    """The first global op (pooling, flatten, fc) of the single-input chain that ends at the output.
+
+    Walking back from the output along single-input layers keeps global ops inside
+    branches (a squeeze-and-excitation `gap`) from being taken for the head.
+    """
+    head, node = None, network.node(network.output)
+    while len(node.inputs) == 1:
+        window = OPS[node.op].window(node.attrs, [network.node(node.inputs[0]).shape])
+        if window == GLOBAL:
+            head = node
+        node = network.node(node.inputs[0])
+    return head
+
+
 def head_field_too_small(fig: Figures, readers) -> list[Diagnostic]:
     net = fig.network
     if len(net.input_shape) != 3:
         return []
-    head = None  # the last node where the field turns global: the classifier head
-    for n in net.layers:
-        if fig.fields[n.name].is_global and not any(fig.fields[i].is_global for i in n.inputs):
-            head = n
+    head = _classifier_head(net)
     if head is None:
         return []
-    before = fig.fields[head.inputs[0]] if len(head.inputs) == 1 else None
-    if before is None or before.is_global:
+    before = fig.fields[head.inputs[0]]
+    if before.is_global:  # e.g. squeeze-and-excitation gates made every field global already
         return []
     _, h, w = net.input_shape
     if before.size[0] >= h and before.size[1] >= w:
