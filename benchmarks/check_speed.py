@@ -50,14 +50,18 @@ def main() -> None:
         cases = [
             ("check deep150 (152 layers)", [py, "-m", "cnndsl", "check", str(deep)]),
             ("check resnet152 (515 layers)", [py, "-m", "cnndsl", "check", str(ROOT / "specs/resnet152.cnn")]),
-            ("check resnet152 --format json", [py, "-m", "cnndsl", "check", "--format", "json",
-                                               str(ROOT / "specs/resnet152.cnn")]),
+            (
+                "check resnet152 --format json",
+                [py, "-m", "cnndsl", "check", "--format", "json", str(ROOT / "specs/resnet152.cnn")],
+            ),
             ("lint resnet152", [py, "-m", "cnndsl", "lint", str(ROOT / "specs/resnet152.cnn")]),
             ("python -c pass", [py, "-c", "pass"]),
             ("python -c 'import torch'", [py, "-c", "import torch"]),
         ]
-        print(f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+        print(
+            f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        )
         print(f"{'command':32} {'median s':>9} {'min s':>7} {'peak RSS MB':>12}")
         results = {}
         for name, argv in cases:
@@ -66,8 +70,10 @@ def main() -> None:
             print(f"{name:32} {med:9.3f} {best:7.3f} {rss:12.1f}")
     med, rss = results["check resnet152 (515 layers)"]
     torch_med, torch_rss = results["python -c 'import torch'"]
-    print(f"resnet152 check: {med:.3f} s (target 0.3), {rss:.1f} MB (target 80); "
-          f"import torch alone takes {torch_med / med:.1f}x the time and {torch_rss / rss:.1f}x the memory")
+    print(
+        f"resnet152 check: {med:.3f} s (target 0.3), {rss:.1f} MB (target 80); "
+        f"import torch alone takes {torch_med / med:.1f}x the time and {torch_rss / rss:.1f}x the memory"
+    )
 
 
 if __name__ == "__main__":

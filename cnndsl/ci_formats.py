@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from .diagnostics import CODES, Diagnostic
 
@@ -25,8 +25,10 @@ def github_annotations(diagnostics: Iterable[Diagnostic]) -> str:
     for d in diagnostics:
         kind = {"error": "error", "warning": "warning"}.get(d.severity, "notice")
         s = d.span
-        props = (f"file={_escape_property(s.file)},line={s.line},col={s.column},endLine={s.end_line},"
-                 f"endColumn={s.end_column},title={_escape_property(f'cnndsl {d.code}')}")
+        props = (
+            f"file={_escape_property(s.file)},line={s.line},col={s.column},endLine={s.end_line},"
+            f"endColumn={s.end_column},title={_escape_property(f'cnndsl {d.code}')}"
+        )
         message = d.message + (f" ({d.hint})" if d.hint else "")
         lines.append(f"::{kind} {props}::{_escape_data(f'{d.code}: {message}')}")
     return "\n".join(lines) + ("\n" if lines else "")
@@ -71,12 +73,19 @@ def sarif(diagnostics: Iterable[Diagnostic], version: str) -> dict:
             "ruleId": d.code,
             "level": {"error": "error", "warning": "warning"}.get(d.severity, "note"),
             "message": {"text": text},
-            "locations": [{"physicalLocation": {
-                "artifactLocation": {"uri": _uri(s.file)},
-                "region": {"startLine": s.line, "startColumn": s.column,
-                           "endLine": max(s.end_line, s.line), "endColumn": max(s.end_column, s.column + 1)
-                           if s.end_line <= s.line else s.end_column},
-            }}],
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": _uri(s.file)},
+                        "region": {
+                            "startLine": s.line,
+                            "startColumn": s.column,
+                            "endLine": max(s.end_line, s.line),
+                            "endColumn": max(s.end_column, s.column + 1) if s.end_line <= s.line else s.end_column,
+                        },
+                    }
+                }
+            ],
         }
         if d.code in index:
             result["ruleIndex"] = index[d.code]
@@ -84,10 +93,18 @@ def sarif(diagnostics: Iterable[Diagnostic], version: str) -> dict:
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "cnndsl", "version": version, "informationUri": f"{DOCS}/analysis.md",
-                                "rules": rules}},
-            "columnKind": "unicodeCodePoints",
-            "results": results,
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "cnndsl",
+                        "version": version,
+                        "informationUri": f"{DOCS}/analysis.md",
+                        "rules": rules,
+                    }
+                },
+                "columnKind": "unicodeCodePoints",
+                "results": results,
+            }
+        ],
     }

@@ -86,22 +86,40 @@ def text_table(network: Network, fig: Figures | None = None) -> str:
     fig = fig or Figures(network)
     header = ("layer", "op", "output", "params", "MACs", "memory", "RF /stride")
     body = [
-        (n.name, n.op, format_shape(n.shape), f"{fig.params[n.name]:,}" + ("*" if n.name in network.frozen else ""),
-         human(fig.macs[n.name]), human(fig.activation[n.name], "B"), field_text(fig.fields[n.name]))
+        (
+            n.name,
+            n.op,
+            format_shape(n.shape),
+            f"{fig.params[n.name]:,}" + ("*" if n.name in network.frozen else ""),
+            human(fig.macs[n.name]),
+            human(fig.activation[n.name], "B"),
+            field_text(fig.fields[n.name]),
+        )
         for n in network.layers
     ]
-    footer = ("total", "", format_shape(network.output_shape), f"{fig.total_params:,}", human(fig.total_macs),
-              f"peak {human(fig.peak_activation, 'B')}", field_text(fig.output_field))
+    footer = (
+        "total",
+        "",
+        format_shape(network.output_shape),
+        f"{fig.total_params:,}",
+        human(fig.total_macs),
+        f"peak {human(fig.peak_activation, 'B')}",
+        field_text(fig.output_field),
+    )
     widths = [max(len(row[i]) for row in [header, *body, footer]) for i in range(len(header))]
 
     def line(row):
-        return "  ".join(c.rjust(w) if 3 <= i <= 5 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if 3 <= i <= 5 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     title = f"{network.name}: input {format_shape(network.input_shape)}"
     notes = []
     if fig.total_params != fig.total_trainable:
         notes.append(f"trainable {fig.total_trainable:,}, frozen {fig.total_params - fig.total_trainable:,} (* frozen)")
-    notes.append(f"activations {human(fig.total_activation, 'B')} per sample at fp32 (all outputs), "
-                 f"peak live {human(fig.peak_activation, 'B')}")
+    notes.append(
+        f"activations {human(fig.total_activation, 'B')} per sample at fp32 (all outputs), "
+        f"peak live {human(fig.peak_activation, 'B')}"
+    )
     return "\n".join([title, line(header), rule, *map(line, body), rule, line(footer), *notes])

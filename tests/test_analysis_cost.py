@@ -12,8 +12,9 @@ from cnndsl.analysis.figures import Figures
 
 
 def test_conv_and_fc_macs_follow_the_torchvision_convention():
-    net = cnndsl.parse("input 3x32x32\nconv3x3(16, stride=2) -> bn -> relu -> dwconv3x3 -> conv1x1(8, groups=4) "
-                       "-> gap -> fc(10)")
+    net = cnndsl.parse(
+        "input 3x32x32\nconv3x3(16, stride=2) -> bn -> relu -> dwconv3x3 -> conv1x1(8, groups=4) -> gap -> fc(10)"
+    )
     m = macs(net)
     assert m["conv1"] == 16 * 16 * 16 * 3 * 3 * 3  # Cout*Hout*Wout*(Cin/groups)*kh*kw, bias not counted
     assert m["dwconv1"] == 16 * 16 * 16 * 1 * 3 * 3  # depthwise: groups = channels
@@ -65,10 +66,24 @@ def test_peak_keeps_a_residual_input_alive():
 
 CONV = st.builds(
     lambda out, k, s, d, g: f"conv({out * g}, kernel={k}, stride={s}, dilation={d}, groups={g})",
-    st.integers(1, 6), st.integers(1, 5), st.integers(1, 2), st.integers(1, 2), st.sampled_from([1, 2]),
+    st.integers(1, 6),
+    st.integers(1, 5),
+    st.integers(1, 2),
+    st.integers(1, 2),
+    st.sampled_from([1, 2]),
 )
-OTHER = st.sampled_from(["relu", "bn", "maxpool2", "avgpool3(stride=1, pad=1)", "dwconv3x3", "dwconv3x3(2)",
-                         "residual(conv3x3(4) -> relu, shortcut=conv1x1(4))", "concat(conv1x1(2), conv3x3(2))"])
+OTHER = st.sampled_from(
+    [
+        "relu",
+        "bn",
+        "maxpool2",
+        "avgpool3(stride=1, pad=1)",
+        "dwconv3x3",
+        "dwconv3x3(2)",
+        "residual(conv3x3(4) -> relu, shortcut=conv1x1(4))",
+        "concat(conv1x1(2), conv3x3(2))",
+    ]
+)
 HEAD = st.sampled_from(["", " -> gap -> fc(7)", " -> fc(5) -> relu -> fc(3)", " -> flatten -> fc(4, bias=false)"])
 
 
@@ -77,9 +92,8 @@ HEAD = st.sampled_from(["", " -> gap -> fc(7)", " -> fc(5) -> relu -> fc(3)", " 
 @given(st.lists(st.one_of(CONV, OTHER), min_size=1, max_size=5), HEAD, st.integers(8, 24))
 def test_macs_equal_torch_flop_counter_halved(layers, head, size):
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
     from ir_functional import run
+    from torch.utils.flop_counter import FlopCounterMode
 
     try:
         net = cnndsl.parse(f"input 2x{size}x{size}\nconv1x1(2) -> " + " -> ".join(layers) + head)

@@ -20,11 +20,22 @@ def _failures(extra: str):
     return check_expectations(Figures(cnndsl.parse(NET + extra)))
 
 
-@pytest.mark.parametrize("line", [
-    f"expect params == {PARAMS}", "expect params < 1M", f"expect trainable_params == {PARAMS}", "expect macs > 0.5M", "expect rf >= 224", "expect output == 10",
-    "expect output == (10,)", "expect activation_mb < 1", "expect peak_activation_mb < 0.2", "expect layers == 7",
-    "expect frozen_params == 0",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"expect params == {PARAMS}",
+        "expect params < 1M",
+        f"expect trainable_params == {PARAMS}",
+        "expect macs > 0.5M",
+        "expect rf >= 224",
+        "expect output == 10",
+        "expect output == (10,)",
+        "expect activation_mb < 1",
+        "expect peak_activation_mb < 0.2",
+        "expect layers == 7",
+        "expect frozen_params == 0",
+    ],
+)
 def test_expectations_that_hold(line):
     assert _failures(line) == []
 
@@ -51,8 +62,10 @@ def test_rf_of_a_local_network_is_its_size():
     assert METRICS["rf"][1](Figures(cnndsl.parse(NET))) == math.inf
 
 
-@pytest.mark.parametrize("text, value", [("25M", 25_000_000), ("5G", 5_000_000_000), ("1.5k", 1500),
-                                         ("11_689_512", 11_689_512), ("0.25", 0.25)])
+@pytest.mark.parametrize(
+    "text, value",
+    [("25M", 25_000_000), ("5G", 5_000_000_000), ("1.5k", 1500), ("11_689_512", 11_689_512), ("0.25", 0.25)],
+)
 def test_parse_amount(text, value):
     assert parse_amount(text) == value
 
@@ -75,10 +88,18 @@ def test_cli_exit_codes(spec, capsys):
     assert main(["check", spec("input 3x32x32\nconv3x3(4) -> nope\n")]) == 2
 
 
-@pytest.mark.parametrize("flags, code", [
-    (["--max-params", "10K"], 0), (["--max-params", "5K"], 1), (["--max-macs", "1G"], 0), (["--max-macs", "1M"], 1),
-    (["--min-rf", "224"], 0), (["--max-activation-mb", "0.01"], 1), (["--max-activation-mb", "1"], 0),
-])
+@pytest.mark.parametrize(
+    "flags, code",
+    [
+        (["--max-params", "10K"], 0),
+        (["--max-params", "5K"], 1),
+        (["--max-macs", "1G"], 0),
+        (["--max-macs", "1M"], 1),
+        (["--min-rf", "224"], 0),
+        (["--max-activation-mb", "0.01"], 1),
+        (["--max-activation-mb", "1"], 0),
+    ],
+)
 def test_cli_budgets(spec, capsys, flags, code):
     assert main(["check", spec(NET), *flags]) == code
     if code:
@@ -93,17 +114,43 @@ def test_check_json_contract(spec, capsys):
     path = spec(NET + "freeze conv1\n")
     assert main(["check", path, "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    for key in ("network", "input_shape", "output_shape", "params", "layers", "diagnostics", "macs",
-                "trainable_params", "activation_bytes", "peak_activation_bytes", "receptive_field"):
+    for key in (
+        "network",
+        "input_shape",
+        "output_shape",
+        "params",
+        "layers",
+        "diagnostics",
+        "macs",
+        "trainable_params",
+        "activation_bytes",
+        "peak_activation_bytes",
+        "receptive_field",
+    ):
         assert key in out
     assert out["params"] == PARAMS and out["trainable_params"] == PARAMS - (3 * 9 * 16 + 16)
     assert out["receptive_field"]["size"] is None
     # conv 3 (r 3) -> maxpool2 (r 4, stride 2, centre 0.5) -> conv 3 (r 4 + 2*2 = 8)
     conv2 = next(layer for layer in out["layers"] if layer["name"] == "conv2")
-    assert set(conv2) >= {"name", "op", "output_shape", "params", "line", "macs", "trainable_params",
-                          "activation_bytes", "receptive_field"}
-    assert conv2["receptive_field"] == {"size": 8, "stride": 2, "offset": 0.5, "size_hw": [8, 8],
-                                        "stride_hw": [2, 2], "offset_hw": [0.5, 0.5]}
+    assert set(conv2) >= {
+        "name",
+        "op",
+        "output_shape",
+        "params",
+        "line",
+        "macs",
+        "trainable_params",
+        "activation_bytes",
+        "receptive_field",
+    }
+    assert conv2["receptive_field"] == {
+        "size": 8,
+        "stride": 2,
+        "offset": 0.5,
+        "size_hw": [8, 8],
+        "stride_hw": [2, 2],
+        "offset_hw": [0.5, 0.5],
+    }
     assert conv2["macs"] == 32 * 16 * 16 * 9 * 16 and conv2["activation_bytes"] == 4 * 32 * 16 * 16
 
 

@@ -79,8 +79,9 @@ def test_misaligned_branches_warn_w302():
 
 
 def test_resnet_downsampling_shortcut_is_aligned():
-    net = cnndsl.parse("input 3x32x32\nresidual(conv3x3(8, stride=2) -> relu -> conv3x3(8), "
-                       "shortcut=conv1x1(8, stride=2))")
+    net = cnndsl.parse(
+        "input 3x32x32\nresidual(conv3x3(8, stride=2) -> relu -> conv3x3(8), shortcut=conv1x1(8, stride=2))"
+    )
     assert misaligned_merges(net, receptive_fields(net)) == []
 
 
@@ -93,21 +94,43 @@ def test_asymmetric_kernels_report_both_axes():
 # Gradient probe ------------------------------------------------------------------------------------
 
 LAYER = st.one_of(
-    st.builds(lambda k, s, d: f"conv({4}, kernel={k}, stride={s}, dilation={d}, pad={d * (k - 1) // 2})",
-              st.integers(1, 5), st.integers(1, 3), st.integers(1, 2)),
-    st.builds(lambda k, s, p: f"maxpool{k}(stride={s}, pad={min(p, k // 2)})",
-              st.integers(1, 3), st.integers(1, 3), st.integers(0, 1)),
+    st.builds(
+        lambda k, s, d: f"conv({4}, kernel={k}, stride={s}, dilation={d}, pad={d * (k - 1) // 2})",
+        st.integers(1, 5),
+        st.integers(1, 3),
+        st.integers(1, 2),
+    ),
+    st.builds(
+        lambda k, s, p: f"maxpool{k}(stride={s}, pad={min(p, k // 2)})",
+        st.integers(1, 3),
+        st.integers(1, 3),
+        st.integers(0, 1),
+    ),
     st.builds(lambda k, s: f"avgpool{k}(stride={s})", st.integers(2, 3), st.integers(1, 2)),
     st.just("relu"),
     st.just("bn"),
 )
 # Branches halve the size in different ways, so centres may differ (W302 cases included).
-BRANCH = st.sampled_from([
-    "identity", "conv3x3(4)", "conv5x5(4)", "conv3x3(4, dilation=2)", "conv1x1(4) -> conv3x3(4)",
-    "maxpool3(stride=1, pad=1)",
-])
-DOWN = st.sampled_from(["conv3x3(4, stride=2)", "conv1x1(4, stride=2)", "conv2x2(4, stride=2, pad=0)",
-                        "maxpool2", "conv4x4(4, stride=2, pad=1)", "avgpool3(stride=2, pad=1)"])
+BRANCH = st.sampled_from(
+    [
+        "identity",
+        "conv3x3(4)",
+        "conv5x5(4)",
+        "conv3x3(4, dilation=2)",
+        "conv1x1(4) -> conv3x3(4)",
+        "maxpool3(stride=1, pad=1)",
+    ]
+)
+DOWN = st.sampled_from(
+    [
+        "conv3x3(4, stride=2)",
+        "conv1x1(4, stride=2)",
+        "conv2x2(4, stride=2, pad=0)",
+        "maxpool2",
+        "conv4x4(4, stride=2, pad=1)",
+        "avgpool3(stride=2, pad=1)",
+    ]
+)
 MERGE = st.one_of(
     st.builds(lambda m, a, b: f"{m}({a}, {b})", st.sampled_from(["add", "concat"]), BRANCH, BRANCH),
     st.builds(lambda a, b: f"concat({a}, {b})", DOWN, DOWN),
@@ -116,7 +139,6 @@ MERGE = st.one_of(
 
 def _probe(text: str, size: int):
     import torch
-
     from ir_functional import run
 
     try:

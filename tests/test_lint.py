@@ -159,3 +159,17 @@ def test_l002_ignores_squeeze_excitation_pooling_inside_blocks():
     assert "L002" not in codes(se)
     (d,) = lint(Figures(cnndsl.parse("input 3x64x64\nconv3x3(8) -> relu -> gap -> fc(2)")))
     assert d.code == "L002" and "`gap1`" in d.message and "3x3" in d.message
+
+
+def test_check_and_lint_never_import_torch_or_numba(tree):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom cnndsl.cli import main\n"
+        f"main(['check', {str(tree / 'clean.cnn')!r}, '--format', 'json'])\n"
+        f"main(['lint', {str(tree)!r}, '--format', 'sarif'])\n"
+        "assert not {'torch', 'numba'} & set(sys.modules), sorted(m for m in sys.modules if m in ('torch', 'numba'))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

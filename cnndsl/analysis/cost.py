@@ -10,7 +10,7 @@ import math
 
 from ..ir import Network
 from ..ops import OPS
-from .params import node_weights, param_counts
+from .params import param_counts
 
 BYTES_PER_ELEMENT = 4  # activations are counted at fp32
 
@@ -36,9 +36,7 @@ def macs(network: Network) -> dict[str, int]:
     and merges are not counted).
     """
     shapes = {n.name: n.shape for n in network.nodes}
-    return {
-        n.name: OPS[n.op].macs(n.attrs, [shapes[i] for i in n.inputs], n.shape) for n in network.layers
-    }
+    return {n.name: OPS[n.op].macs(n.attrs, [shapes[i] for i in n.inputs], n.shape) for n in network.layers}
 
 
 def activation_bytes(network: Network) -> dict[str, int]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..diagnostics import Diagnostic, did_you_mean, error
 from ..ir import Expectation
@@ -36,7 +37,12 @@ METRICS: dict[str, tuple[str, Callable[[Figures], Any]]] = {
 }
 
 COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 
 
@@ -62,12 +68,20 @@ def check_expectation(fig: Figures, e: Expectation) -> Diagnostic | None:
             return error("E403", f"a whole shape can only be compared with == or !=, not {e.op}", e.span)
         value = tuple(value)
     elif isinstance(value, bool) or not isinstance(value, (int, float)):
-        return error("E403", f"`expect {e.metric}` needs a number, got {type(value).__name__}", e.span,
-                     "write e.g. `expect params < 25M`" if e.metric != "output" else "write e.g. `expect output == 1000`")
+        return error(
+            "E403",
+            f"`expect {e.metric}` needs a number, got {type(value).__name__}",
+            e.span,
+            "write e.g. `expect params < 25M`" if e.metric != "output" else "write e.g. `expect output == 1000`",
+        )
     if COMPARE[e.op](actual, value):
         return None
-    return error("E401", f"expectation failed: {e.metric} {e.op} {_show(value)}, but it is {_show(actual)}", e.span,
-                 f"{METRICS[e.metric][0]}; update the network or the expectation")
+    return error(
+        "E401",
+        f"expectation failed: {e.metric} {e.op} {_show(value)}, but it is {_show(actual)}",
+        e.span,
+        f"{METRICS[e.metric][0]}; update the network or the expectation",
+    )
 
 
 def check_expectations(fig: Figures) -> list[Diagnostic]:
@@ -94,8 +108,13 @@ def check_budgets(fig: Figures, limits: dict[str, float | None]) -> list[Diagnos
         metric, op = BUDGETS[flag]
         actual = METRICS[metric][1](fig)
         if not COMPARE[op](actual, limit):
-            out.append(error("E404", f"budget exceeded: --{flag.replace('_', '-')} {_show(limit)}, but {metric} is "
-                             f"{_show(actual)}", span))
+            out.append(
+                error(
+                    "E404",
+                    f"budget exceeded: --{flag.replace('_', '-')} {_show(limit)}, but {metric} is {_show(actual)}",
+                    span,
+                )
+            )
     return out
 
 

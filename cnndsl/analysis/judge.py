@@ -14,8 +14,9 @@ from .receptive import misaligned_merges
 FAILURE_CODES = frozenset({"E401", "E404"})
 
 
-def judge(fig: Figures, budgets: dict | None = None, run_lint: bool = False,
-          disabled: frozenset[str] = frozenset()) -> list[Diagnostic]:
+def judge(
+    fig: Figures, budgets: dict | None = None, run_lint: bool = False, disabled: frozenset[str] = frozenset()
+) -> list[Diagnostic]:
     net = fig.network
     out = misaligned_merges(net, fig.fields)
     out += check_expectations(fig)
@@ -23,8 +24,14 @@ def judge(fig: Figures, budgets: dict | None = None, run_lint: bool = False,
     if run_lint:
         for code in sorted(set(net.disabled) | set(disabled)):
             if code not in RULES:
-                out.append(warning("W303", f"`disable {code}`: no lint rule has this code", Span(net.path, 1, 1, 1, 1),
-                                   did_you_mean(code, RULES) or f"lint codes are {', '.join(RULES)}"))
+                out.append(
+                    warning(
+                        "W303",
+                        f"`disable {code}`: no lint rule has this code",
+                        Span(net.path, 1, 1, 1, 1),
+                        did_you_mean(code, RULES) or f"lint codes are {', '.join(RULES)}",
+                    )
+                )
         out += lint(fig, disabled)
     return out
 

@@ -7,8 +7,8 @@ A rule is disabled in the spec with `disable L003` or on the CLI with `--disable
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..diagnostics import Diagnostic
 from ..ir import Network, Node
@@ -55,10 +55,16 @@ def fc_dominates(fig: Figures, readers) -> list[Diagnostic]:
         p = fig.params[n.name]
         if n.op == "fc" and p >= FC_MIN_PARAMS and p > FC_SHARE * total:
             fan_in = fig.network.node(n.inputs[0]).shape[0]
-            out.append(_diag("L001", f"`{n.name}` ({fan_in:,} -> {n.attrs['out']:,}) holds {p:,} of the network's "
-                             f"{total:,} parameters ({100 * p / total:.1f} %)", n,
-                             "pool the feature map first (`gap` or `adaptive_avgpool`) so the classifier sees "
-                             "channels, not pixels"))
+            out.append(
+                _diag(
+                    "L001",
+                    f"`{n.name}` ({fan_in:,} -> {n.attrs['out']:,}) holds {p:,} of the network's "
+                    f"{total:,} parameters ({100 * p / total:.1f} %)",
+                    n,
+                    "pool the feature map first (`gap` or `adaptive_avgpool`) so the classifier sees "
+                    "channels, not pixels",
+                )
+            )
     return out
 
 
@@ -91,18 +97,35 @@ def head_field_too_small(fig: Figures, readers) -> list[Diagnostic]:
     if before.size[0] >= h and before.size[1] >= w:
         return []
     size = f"{before.size[0]}x{before.size[1]}"
-    return [_diag("L002", f"the classifier head `{head.name}` reads features whose receptive field is {size}, "
-                  f"smaller than the {h}x{w} input: no feature sees the whole image", head,
-                  "add depth or downsampling before the head, or accept it and `disable L002`")]
+    return [
+        _diag(
+            "L002",
+            f"the classifier head `{head.name}` reads features whose receptive field is {size}, "
+            f"smaller than the {h}x{w} input: no feature sees the whole image",
+            head,
+            "add depth or downsampling before the head, or accept it and `disable L002`",
+        )
+    ]
 
 
 def bias_before_bn(fig: Figures, readers) -> list[Diagnostic]:
     out = []
     for n in fig.network.layers:
-        if n.op in ("conv", "fc") and n.attrs["bias"] and readers[n.name] and all(r.op == "bn" for r in readers[n.name]):
-            out.append(_diag("L003", f"`{n.name}` has a bias right before batch norm `{readers[n.name][0].name}`, "
-                             "which subtracts the mean and so cancels it", n,
-                             f"write `bias=false` (saves {n.attrs['out']:,} parameters)"))
+        if (
+            n.op in ("conv", "fc")
+            and n.attrs["bias"]
+            and readers[n.name]
+            and all(r.op == "bn" for r in readers[n.name])
+        ):
+            out.append(
+                _diag(
+                    "L003",
+                    f"`{n.name}` has a bias right before batch norm `{readers[n.name][0].name}`, "
+                    "which subtracts the mean and so cancels it",
+                    n,
+                    f"write `bias=false` (saves {n.attrs['out']:,} parameters)",
+                )
+            )
     return out
 
 
@@ -122,8 +145,14 @@ def drops_border(fig: Figures, readers) -> list[Diagnostic]:
         rows, cols = _dropped(h, kh, sh, ph, dh, n.shape[1]), _dropped(w, kw, sw, pw, dw, n.shape[2])
         if rows or cols:
             what = " and ".join(x for x in (f"{rows} row(s)" if rows else "", f"{cols} column(s)" if cols else "") if x)
-            out.append(_diag("L004", f"`{n.name}` silently drops the last {what} of its {h}x{w} input", n,
-                             "pad the input, change kernel/stride so they divide the size, or use `ceil=true` for pooling"))
+            out.append(
+                _diag(
+                    "L004",
+                    f"`{n.name}` silently drops the last {what} of its {h}x{w} input",
+                    n,
+                    "pad the input, change kernel/stride so they divide the size, or use `ceil=true` for pooling",
+                )
+            )
     return out
 
 
@@ -134,18 +163,28 @@ def stride_over_kernel(fig: Figures, readers) -> list[Diagnostic]:
             continue
         d = n.attrs.get("dilation", (1, 1))
         eff = [d[a] * (n.attrs["kernel"][a] - 1) + 1 for a in (0, 1)]
-        if any(s > k for s, k in zip(n.attrs["stride"], eff)):
+        if any(s > k for s, k in zip(n.attrs["stride"], eff, strict=True)):
             s, k = n.attrs["stride"], eff
-            out.append(_diag("L005", f"`{n.name}` has stride {s[0]}x{s[1]} larger than its kernel {k[0]}x{k[1]}: "
-                             "some input pixels are never seen by any path", n,
-                             "make the kernel at least as large as the stride"))
+            out.append(
+                _diag(
+                    "L005",
+                    f"`{n.name}` has stride {s[0]}x{s[1]} larger than its kernel {k[0]}x{k[1]}: "
+                    "some input pixels are never seen by any path",
+                    n,
+                    "make the kernel at least as large as the stride",
+                )
+            )
     return out
 
 
 def softmax_not_last(fig: Figures, readers) -> list[Diagnostic]:
     return [
-        _diag("L006", f"softmax `{n.name}` is not the network's output: later layers see probabilities", n,
-              "move softmax to the end, or leave it out and use a loss on logits")
+        _diag(
+            "L006",
+            f"softmax `{n.name}` is not the network's output: later layers see probabilities",
+            n,
+            "move softmax to the end, or leave it out and use a loss on logits",
+        )
         for n in fig.network.layers
         if n.op == "softmax" and n.name != fig.network.output
     ]
@@ -159,8 +198,11 @@ def unused_nodes(fig: Figures, readers) -> list[Diagnostic]:
     for n in reversed(net.nodes):
         if n.name in live:
             live.update(n.inputs)
-    return [_diag("L007", f"the output of `{n.name}` is never used", n, "remove the layer or merge it into the network")
-            for n in net.layers if n.name not in live]
+    return [
+        _diag("L007", f"the output of `{n.name}` is never used", n, "remove the layer or merge it into the network")
+        for n in net.layers
+        if n.name not in live
+    ]
 
 
 def duplicate_branches(fig: Figures, readers) -> list[Diagnostic]:
@@ -168,8 +210,14 @@ def duplicate_branches(fig: Figures, readers) -> list[Diagnostic]:
     for n in fig.network.layers:
         if len(n.inputs) > 1 and len(set(n.inputs)) < len(n.inputs):
             twice = sorted({i for i in n.inputs if n.inputs.count(i) > 1})
-            out.append(_diag("L008", f"`{n.name}` ({n.op}) takes `{twice[0]}` more than once: two branches are the "
-                             "same tensor", n, "a branch that is just `identity` twice is rarely meant; check the branches"))
+            out.append(
+                _diag(
+                    "L008",
+                    f"`{n.name}` ({n.op}) takes `{twice[0]}` more than once: two branches are the same tensor",
+                    n,
+                    "a branch that is just `identity` twice is rarely meant; check the branches",
+                )
+            )
     return out
 
 

@@ -105,13 +105,25 @@ def misaligned_merges(network: Network, fields: dict[str, Field]) -> list[Diagno
             continue
         if len({f.offset for f in ins}) > 1:
             centres = ", ".join(_describe(network.node(i), fields[i]) for i in n.inputs)
-            out.append(warning("W302", f"`{n.name}` merges branches whose receptive fields are centred on different "
-                               f"input pixels ({centres})", n.span,
-                               "give the branches symmetric padding (pad = dilation*(kernel-1)//2) so they line up"))
+            out.append(
+                warning(
+                    "W302",
+                    f"`{n.name}` merges branches whose receptive fields are centred on different "
+                    f"input pixels ({centres})",
+                    n.span,
+                    "give the branches symmetric padding (pad = dilation*(kernel-1)//2) so they line up",
+                )
+            )
         elif len({f.stride for f in ins}) > 1:
             strides = ", ".join(f"`{i}` every {fields[i].stride[0]}x{fields[i].stride[1]}" for i in n.inputs)
-            out.append(warning("W302", f"`{n.name}` merges branches with different effective strides ({strides})",
-                               n.span, "downsample every branch by the same total stride"))
+            out.append(
+                warning(
+                    "W302",
+                    f"`{n.name}` merges branches with different effective strides ({strides})",
+                    n.span,
+                    "downsample every branch by the same total stride",
+                )
+            )
     return out
 
 

@@ -21,8 +21,12 @@ def add_budget_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-params", type=amount, metavar="N", help="most parameters, e.g. 25M")
     g.add_argument("--max-macs", type=amount, metavar="N", help="most multiply-accumulates per sample, e.g. 5G")
     g.add_argument("--min-rf", type=amount, metavar="PIXELS", help="least receptive-field size of the output")
-    g.add_argument("--max-activation-mb", type=amount, metavar="MB",
-                   help="most activation memory per sample (all fp32 outputs, 10^6 bytes)")
+    g.add_argument(
+        "--max-activation-mb",
+        type=amount,
+        metavar="MB",
+        help="most activation memory per sample (all fp32 outputs, 10^6 bytes)",
+    )
 
 
 def budgets(args) -> dict:
@@ -36,8 +40,9 @@ def _setup_check(p):
     add_budget_options(p)
 
 
-@command("check", "show every layer's shape, parameters, MACs, memory and receptive field, or precise errors",
-         _setup_check)
+@command(
+    "check", "show every layer's shape, parameters, MACs, memory and receptive field, or precise errors", _setup_check
+)
 def check(args) -> int:
     from ..analysis.figures import Figures
     from ..analysis.judge import exit_code, judge

@@ -12,7 +12,9 @@ def _setup_lint(p):
     p.add_argument("paths", nargs="+", metavar="PATH", help=".cnn files or directories (searched recursively)")
     p.add_argument("--format", choices=("text", "json", "github", "sarif"), default="text")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of stdout (atomically)")
-    p.add_argument("--disable", default="", metavar="L003,L004", help="lint codes to turn off (adds to `disable` in specs)")
+    p.add_argument(
+        "--disable", default="", metavar="L003,L004", help="lint codes to turn off (adds to `disable` in specs)"
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 on lint warnings too")
     add_spec_options(p)
     add_budget_options(p)
@@ -31,8 +33,9 @@ def spec_files(paths: list[str]) -> list[str]:
     return out
 
 
-@command("lint", "lint .cnn files (and directories of them) for CI: text, JSON, GitHub annotations or SARIF",
-         _setup_lint)
+@command(
+    "lint", "lint .cnn files (and directories of them) for CI: text, JSON, GitHub annotations or SARIF", _setup_lint
+)
 def lint(args) -> int:
     import sys
 
