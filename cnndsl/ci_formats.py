@@ -47,8 +47,11 @@ def _level(code: str) -> str:
 
 
 def _uri(path: str) -> str:
+    """A relative URI reference (SARIF resolves it against the checkout); `<std>/x.cnn` is percent-encoded."""
+    from urllib.parse import quote
+
     rel = os.path.relpath(path) if os.path.isabs(path) else path
-    return rel.replace(os.sep, "/")
+    return quote(rel.replace(os.sep, "/"), safe="/")
 
 
 def sarif(diagnostics: Iterable[Diagnostic], version: str) -> dict:
