@@ -132,7 +132,7 @@ DOWN = st.sampled_from(
     ]
 )
 MERGE = st.one_of(
-    st.builds(lambda m, a, b: f"{m}({a}, {b})", st.sampled_from(["add", "concat"]), BRANCH, BRANCH),
+    st.builds(lambda m, a, b: f"{m}({a}, {b})", st.sampled_from(["add", "concat", "mul"]), BRANCH, BRANCH),
     st.builds(lambda a, b: f"concat({a}, {b})", DOWN, DOWN),
 )
 
