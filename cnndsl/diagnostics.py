@@ -42,6 +42,22 @@ CODES: dict[str, str] = {
     "E208": "bad connection table",
     # Warnings
     "W301": "fc flattens a feature map implicitly",
+    "W302": "receptive fields of merged branches are misaligned",
+    "W303": "unknown code in `disable`",
+    # Expectations and budgets (cnndsl/analysis/expect.py)
+    "E401": "expectation failed",
+    "E402": "unknown expectation metric",
+    "E403": "bad expectation value",
+    "E404": "budget exceeded",
+    # Lint rules (cnndsl/analysis/lint.py; rationale in docs/lint.md)
+    "L001": "one fc layer holds most of the parameters",
+    "L002": "receptive field smaller than the input at the classifier head",
+    "L003": "bias immediately before batch norm",
+    "L004": "pooling or striding silently drops rows or columns",
+    "L005": "stride larger than kernel: pixels never seen",
+    "L006": "softmax not at the end of the network",
+    "L007": "a layer whose output is never used",
+    "L008": "a merge takes the same branch twice",
 }
 
 

@@ -4,59 +4,122 @@ from __future__ import annotations
 
 from typing import Any
 
-from .analysis import param_counts
+from .analysis.figures import Figures
+from .analysis.receptive import Field
 from .ir import Network, format_shape
 
 
-def layer_rows(network: Network) -> list[dict[str, Any]]:
-    params = param_counts(network)
+def layer_rows(network: Network, fig: Figures | None = None) -> list[dict[str, Any]]:
+    fig = fig or Figures(network)
     return [
         {
             "name": n.name,
             "op": n.op,
             "output_shape": list(n.shape),
-            "params": params[n.name],
+            "params": fig.params[n.name],
+            "trainable_params": fig.trainable[n.name],
+            "macs": fig.macs[n.name],
+            "activation_bytes": fig.activation[n.name],
+            "receptive_field": fig.fields[n.name].to_json(),
             "line": n.span.line,
         }
         for n in network.layers
     ]
 
 
-def network_json(network: Network | None, diagnostics, path: str) -> dict[str, Any]:
-    """The `check --format json` object. Shapes are per sample (the batch dimension is left out)."""
+def network_json(network: Network | None, diagnostics, path: str, fig: Figures | None = None) -> dict[str, Any]:
+    """The `check --format json` object. Shapes and figures are per sample (the batch dimension is left out).
+
+    Top level: `params`, `trainable_params`, `macs` are totals; `activation_bytes` is the sum of every
+    layer's fp32 output and `peak_activation_bytes` the most live at once; `receptive_field` is the
+    output layer's.
+    """
     out: dict[str, Any] = {
         "file": path,
         "network": None,
         "input_shape": None,
         "output_shape": None,
         "params": None,
+        "trainable_params": None,
+        "macs": None,
+        "activation_bytes": None,
+        "peak_activation_bytes": None,
+        "receptive_field": None,
         "layers": [],
         "diagnostics": [d.to_json() for d in diagnostics],
     }
     if network is not None:
-        rows = layer_rows(network)
+        fig = fig or Figures(network)
         out.update(
             network=network.name,
             input_shape=list(network.input_shape),
             output_shape=list(network.output_shape),
-            params=sum(r["params"] for r in rows),
-            layers=rows,
+            params=fig.total_params,
+            trainable_params=fig.total_trainable,
+            macs=fig.total_macs,
+            activation_bytes=fig.total_activation,
+            peak_activation_bytes=fig.peak_activation,
+            receptive_field=fig.output_field.to_json(),
+            layers=layer_rows(network, fig),
         )
     return out
 
 
-def text_table(network: Network) -> str:
+def human(n: float, unit: str = "") -> str:
+    """1234567 -> 1.23M; bytes with unit='B' -> 4.82MB (powers of 1000, as the budgets read them)."""
+    for scale, suffix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "K")):
+        if n >= scale:
+            return f"{n / scale:.3g}{suffix}{unit}"
+    return f"{n:g}{unit}"
+
+
+def field_text(f: Field) -> str:
+    if f.size is None:
+        return "global"
+    size = f"{f.size[0]}" if f.size[0] == f.size[1] else f"{f.size[0]}x{f.size[1]}"
+    stride = f"{f.stride[0]}" if f.stride[0] == f.stride[1] else f"{f.stride[0]}x{f.stride[1]}"
+    return f"{size} /{stride}"
+
+
+def text_table(network: Network, fig: Figures | None = None) -> str:
     """A plain aligned table (rich would cost start-up time for no gain here)."""
-    rows = layer_rows(network)
-    header = ("layer", "op", "output", "params")
-    body = [(r["name"], r["op"], format_shape(tuple(r["output_shape"])), f"{r['params']:,}") for r in rows]
-    total = sum(r["params"] for r in rows)
-    footer = ("total", "", format_shape(network.output_shape), f"{total:,}")
-    widths = [max(len(row[i]) for row in [header, *body, footer]) for i in range(4)]
+    fig = fig or Figures(network)
+    header = ("layer", "op", "output", "params", "MACs", "memory", "RF /stride")
+    body = [
+        (
+            n.name,
+            n.op,
+            format_shape(n.shape),
+            f"{fig.params[n.name]:,}" + ("*" if n.name in network.frozen else ""),
+            human(fig.macs[n.name]),
+            human(fig.activation[n.name], "B"),
+            field_text(fig.fields[n.name]),
+        )
+        for n in network.layers
+    ]
+    footer = (
+        "total",
+        "",
+        format_shape(network.output_shape),
+        f"{fig.total_params:,}",
+        human(fig.total_macs),
+        f"peak {human(fig.peak_activation, 'B')}",
+        field_text(fig.output_field),
+    )
+    widths = [max(len(row[i]) for row in [header, *body, footer]) for i in range(len(header))]
 
     def line(row):
-        return "  ".join(c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if 3 <= i <= 5 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     title = f"{network.name}: input {format_shape(network.input_shape)}"
-    return "\n".join([title, line(header), rule, *map(line, body), rule, line(footer)])
+    notes = []
+    if fig.total_params != fig.total_trainable:
+        notes.append(f"trainable {fig.total_trainable:,}, frozen {fig.total_params - fig.total_trainable:,} (* frozen)")
+    notes.append(
+        f"activations {human(fig.total_activation, 'B')} per sample at fp32 (all outputs), "
+        f"peak live {human(fig.peak_activation, 'B')}"
+    )
+    return "\n".join([title, line(header), rule, *map(line, body), rule, line(footer), *notes])

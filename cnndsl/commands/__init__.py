@@ -6,7 +6,7 @@ heavy dependencies (torch, numba) inside the function that runs them.
 
 import importlib
 
-MODULES = ["check", "fmt", "expand"]
+MODULES = ["check", "lint", "fmt", "expand"]
 
 
 def load_all() -> None:

@@ -1,0 +1,131 @@
+"""Receptive fields for DAGs (Araujo, Norris and Sim, "Computing Receptive Fields of
+Convolutional Neural Networks", Distill 2019), one walk in execution order.
+
+Per axis (h, w), a node's field is described by
+- size r: how many input pixels one output pixel sees (the extent, gaps from dilation included),
+- stride j (the "effective stride" or jump): input pixels between neighbouring output pixels,
+- offset c: the input coordinate of the centre of output pixel 0's field (may be negative or x.5).
+
+A window op with kernel k, stride s, padding p and dilation d (effective kernel
+k' = d(k-1)+1) maps (r, j, c) to (r + (k'-1)j, j*s, c + ((k'-1)/2 - p)j).
+At a merge the field is the extent that covers every branch's field; branches whose
+centres or strides differ are reported (W302), because the merged pixels then do not
+look at the same place. Global ops (global pooling, flatten, fc, adaptive pooling to a
+different size) see the whole input: their size is None ("global") from there on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..diagnostics import Diagnostic, warning
+from ..ir import Network, Node
+from ..ops import GLOBAL, OPS, Window
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    size: tuple[int, int] | None  # None: the whole input (global)
+    stride: tuple[int, int]
+    offset: tuple[float, float]
+
+    @property
+    def is_global(self) -> bool:
+        return self.size is None
+
+    def to_json(self) -> dict:
+        """Scalars for the smaller axis of size (the field covers at least this much both ways), plus per axis."""
+        axis = 0 if self.size is None or self.size[0] <= self.size[1] else 1
+        return {
+            "size": None if self.size is None else self.size[axis],
+            "stride": self.stride[axis],
+            "offset": _num(self.offset[axis]),
+            "size_hw": None if self.size is None else list(self.size),
+            "stride_hw": list(self.stride),
+            "offset_hw": [_num(o) for o in self.offset],
+        }
+
+
+def _num(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else x
+
+
+def _through_window(f: Field, w: Window) -> Field:
+    if f.size is None:
+        return f
+    size, stride, offset = [], [], []
+    for ax in (0, 1):
+        k = w.dilation[ax] * (w.kernel[ax] - 1) + 1
+        j = f.stride[ax]
+        size.append(f.size[ax] + (k - 1) * j)
+        stride.append(j * w.stride[ax])
+        offset.append(f.offset[ax] + ((k - 1) / 2 - w.pad[ax]) * j)
+    return Field(tuple(size), tuple(stride), tuple(offset))
+
+
+def _merge(fields: list[Field]) -> Field:
+    if any(f.size is None for f in fields):
+        return next(f for f in fields if f.size is None)
+    size, stride, offset = [], [], []
+    for ax in (0, 1):
+        lo = min(f.offset[ax] - (f.size[ax] - 1) / 2 for f in fields)
+        hi = max(f.offset[ax] + (f.size[ax] - 1) / 2 for f in fields)
+        size.append(int(hi - lo) + 1)
+        stride.append(max(f.stride[ax] for f in fields))
+        offset.append((lo + hi) / 2)
+    return Field(tuple(size), tuple(stride), tuple(offset))
+
+
+def receptive_fields(network: Network) -> dict[str, Field]:
+    """The receptive field of every node's output, with respect to the network input."""
+    shape = network.input_shape
+    whole = ((shape[1] - 1) / 2, (shape[2] - 1) / 2) if len(shape) == 3 else (0.0, 0.0)
+    fields: dict[str, Field] = {}
+    for n in network.nodes:
+        if n.op == "input":
+            fields[n.name] = Field((1, 1), (1, 1), (0.0, 0.0))
+            continue
+        ins = [fields[i] for i in n.inputs]
+        f = ins[0] if len(ins) == 1 else _merge(ins)
+        window = OPS[n.op].window(n.attrs, [network.node(i).shape for i in n.inputs])
+        if window == GLOBAL:
+            f = Field(None, f.stride, whole)
+        elif isinstance(window, Window):
+            f = _through_window(f, window)
+        fields[n.name] = f
+    return fields
+
+
+def misaligned_merges(network: Network, fields: dict[str, Field]) -> list[Diagnostic]:
+    """W302 for each merge whose branches' fields are not centred on the same input pixel or differ in stride."""
+    out = []
+    for n in network.layers:
+        ins = [fields[i] for i in n.inputs]
+        if len(ins) < 2 or any(f.is_global for f in ins):
+            continue
+        if len({f.offset for f in ins}) > 1:
+            centres = ", ".join(_describe(network.node(i), fields[i]) for i in n.inputs)
+            out.append(
+                warning(
+                    "W302",
+                    f"`{n.name}` merges branches whose receptive fields are centred on different "
+                    f"input pixels ({centres})",
+                    n.span,
+                    "give the branches symmetric padding (pad = dilation*(kernel-1)//2) so they line up",
+                )
+            )
+        elif len({f.stride for f in ins}) > 1:
+            strides = ", ".join(f"`{i}` every {fields[i].stride[0]}x{fields[i].stride[1]}" for i in n.inputs)
+            out.append(
+                warning(
+                    "W302",
+                    f"`{n.name}` merges branches with different effective strides ({strides})",
+                    n.span,
+                    "downsample every branch by the same total stride",
+                )
+            )
+    return out
+
+
+def _describe(node: Node, f: Field) -> str:
+    return f"`{node.name}` at ({_num(f.offset[0])}, {_num(f.offset[1])})"

@@ -1,0 +1,178 @@
+"""Receptive fields: published figures, merges, global ops, and a torch gradient probe."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import cnndsl
+from cnndsl.analysis.figures import Figures
+from cnndsl.analysis.judge import judge
+from cnndsl.analysis.receptive import misaligned_merges, receptive_fields
+
+VGG16 = """
+input 3x224x224
+conv3x3(64) -> relu -> conv3x3(64) -> relu -> maxpool2
+-> conv3x3(128) -> relu -> conv3x3(128) -> relu -> maxpool2
+-> [conv3x3(256) -> relu]x3 -> maxpool2
+-> [conv3x3(512) -> relu]x3 -> maxpool2
+-> [conv3x3(512) -> relu]x3 -> maxpool2 as pool5
+-> adaptive_avgpool(7) -> flatten -> fc(4096) -> relu -> dropout -> fc(4096) -> relu -> dropout -> fc(1000)
+"""
+
+ALEXNET = """
+input 3x224x224
+conv(64, kernel=11, stride=4, pad=2) -> relu -> maxpool3(stride=2)
+-> conv5x5(192) -> relu -> maxpool3(stride=2)
+-> conv3x3(384) -> relu -> conv3x3(256) -> relu -> conv3x3(256) -> relu -> maxpool3(stride=2) as pool5
+-> adaptive_avgpool(6) -> dropout -> fc(4096) -> relu -> dropout -> fc(4096) -> relu -> fc(1000)
+"""
+
+
+@pytest.mark.parametrize("text, size", [(VGG16, 212), (ALEXNET, 195)], ids=["vgg16", "alexnet"])
+def test_published_receptive_fields_at_pool5(text, size):
+    # Araujo, Norris and Sim, Distill 2019, table of receptive fields: both with effective stride 32.
+    f = receptive_fields(cnndsl.parse(text))["pool5"]
+    assert f.size == (size, size)
+    assert f.stride == (32, 32)
+
+
+def test_vgg16_offset_matches_effective_padding():
+    # Distill 2019 lists VGG-16's effective padding as 90: pixel 0's field starts at input coordinate -90.
+    f = receptive_fields(cnndsl.parse(VGG16))["pool5"]
+    assert f.offset[0] - (f.size[0] - 1) / 2 == -90
+
+
+def test_global_ops_make_the_field_global_and_json_null():
+    net = cnndsl.parse("input 3x32x32\nconv3x3(8) -> gap -> fc(10)")
+    fields = receptive_fields(net)
+    assert fields["conv1"].size == (3, 3) and fields["gap1"].is_global and fields["fc1"].is_global
+    assert fields["fc1"].to_json()["size"] is None
+
+
+def test_adaptive_pool_to_own_size_keeps_the_field():
+    net = cnndsl.parse("input 3x14x14\nconv3x3(8, stride=2) -> adaptive_avgpool(7) -> flatten -> fc(2)")
+    assert receptive_fields(net)["adaptive_avgpool1"].size == (3, 3)
+
+
+def test_squeeze_excitation_gate_makes_the_field_global():
+    net = cnndsl.parse("input 8x16x16\nconv3x3(8) -> mul(identity, gap -> conv1x1(8) -> sigmoid) -> conv1x1(4)")
+    assert receptive_fields(net)[net.output].is_global
+
+
+def test_merge_takes_the_covering_extent():
+    net = cnndsl.parse("input 3x32x32\nconcat(conv1x1(4), conv5x5(4), conv3x3(4, dilation=3))")
+    f = receptive_fields(net)["concat1"]
+    assert f.size == (7, 7) and f.offset == (0, 0)
+    assert misaligned_merges(net, receptive_fields(net)) == []
+
+
+def test_misaligned_branches_warn_w302():
+    # Both halve 32 to 16, but the 2x2 kernel's centre sits half a pixel right of the 3x3 one's.
+    net = cnndsl.parse("input 3x32x32\nconcat(conv3x3(4, stride=2), conv2x2(4, stride=2, pad=0))")
+    f = receptive_fields(net)
+    assert f["branch1.conv1"].offset == (0, 0) and f["branch2.conv1"].offset == (0.5, 0.5)
+    assert f["concat1"].size == (3, 3)  # covers -1..1 and 0..1
+    diags = judge(Figures(net))
+    assert [d.code for d in diags] == ["W302"] and diags[0].span.line == 2
+
+
+def test_resnet_downsampling_shortcut_is_aligned():
+    net = cnndsl.parse(
+        "input 3x32x32\nresidual(conv3x3(8, stride=2) -> relu -> conv3x3(8), shortcut=conv1x1(8, stride=2))"
+    )
+    assert misaligned_merges(net, receptive_fields(net)) == []
+
+
+def test_asymmetric_kernels_report_both_axes():
+    net = cnndsl.parse("input 3x32x32\nconv1x7(4) -> conv3x3(4, stride=(1, 2))")
+    j = receptive_fields(net)[net.output].to_json()
+    assert j["size_hw"] == [3, 9] and j["stride_hw"] == [1, 2] and j["size"] == 3
+
+
+# Gradient probe ------------------------------------------------------------------------------------
+
+LAYER = st.one_of(
+    st.builds(
+        lambda k, s, d: f"conv({4}, kernel={k}, stride={s}, dilation={d}, pad={d * (k - 1) // 2})",
+        st.integers(1, 5),
+        st.integers(1, 3),
+        st.integers(1, 2),
+    ),
+    st.builds(
+        lambda k, s, p: f"maxpool{k}(stride={s}, pad={min(p, k // 2)})",
+        st.integers(1, 3),
+        st.integers(1, 3),
+        st.integers(0, 1),
+    ),
+    st.builds(lambda k, s: f"avgpool{k}(stride={s})", st.integers(2, 3), st.integers(1, 2)),
+    st.just("relu"),
+    st.just("bn"),
+)
+# Branches halve the size in different ways, so centres may differ (W302 cases included).
+BRANCH = st.sampled_from(
+    [
+        "identity",
+        "conv3x3(4)",
+        "conv5x5(4)",
+        "conv3x3(4, dilation=2)",
+        "conv1x1(4) -> conv3x3(4)",
+        "maxpool3(stride=1, pad=1)",
+    ]
+)
+DOWN = st.sampled_from(
+    [
+        "conv3x3(4, stride=2)",
+        "conv1x1(4, stride=2)",
+        "conv2x2(4, stride=2, pad=0)",
+        "maxpool2",
+        "conv4x4(4, stride=2, pad=1)",
+        "avgpool3(stride=2, pad=1)",
+    ]
+)
+MERGE = st.one_of(
+    st.builds(lambda m, a, b: f"{m}({a}, {b})", st.sampled_from(["add", "concat", "mul"]), BRANCH, BRANCH),
+    st.builds(lambda a, b: f"concat({a}, {b})", DOWN, DOWN),
+)
+
+
+def _probe(text: str, size: int):
+    import torch
+    from ir_functional import run
+
+    try:
+        net = cnndsl.parse(f"input 4x{size}x{size}\n" + text)
+    except cnndsl.CnnError:
+        assume(False)
+    field = receptive_fields(net)[net.output]
+    _, oh, ow = net.output_shape
+    # an output pixel whose whole field lies inside the input on both axes
+    picks = []
+    for ax, n_out in ((0, oh), (1, ow)):
+        r, j, c = field.size[ax], field.stride[ax], field.offset[ax]
+        ok = [i for i in range(n_out) if c + i * j - (r - 1) / 2 >= 0 and c + i * j + (r - 1) / 2 <= size - 1]
+        assume(ok)
+        picks.append(ok[len(ok) // 2])
+    x = torch.ones((1, 4, size, size), dtype=torch.float64, requires_grad=True)
+    y = run(net, x, probe=True)
+    y[0, :, picks[0], picks[1]].sum().backward()
+    g = x.grad[0].abs().sum(0)
+    for ax in (0, 1):
+        hit = (g.sum(1 - ax) > 0).nonzero().flatten().tolist()
+        assert hit[-1] - hit[0] + 1 == field.size[ax], (ax, hit)
+        assert (hit[0] + hit[-1]) / 2 == field.offset[ax] + picks[ax] * field.stride[ax]
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(st.lists(LAYER, min_size=1, max_size=5), st.integers(24, 48))
+def test_static_field_equals_gradient_probe_single_branch(layers, size):
+    _probe(" -> ".join(layers), size)
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(st.lists(st.one_of(LAYER, MERGE), min_size=1, max_size=5), st.integers(24, 48))
+def test_static_field_equals_gradient_probe_multi_branch(layers, size):
+    _probe(" -> ".join(layers), size)
