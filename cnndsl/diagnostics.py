@@ -30,7 +30,6 @@ CODES: dict[str, str] = {
     "E108": "missing or repeated network body",
     "E109": "missing or bad input shape",
     "E110": "arithmetic error",
-    "E111": "bad statement",
     # Shapes
     "E201": "spatial size below 1",
     "E202": "channel mismatch at a merge",

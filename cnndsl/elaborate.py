@@ -348,7 +348,7 @@ class Elaborator:
             attrs = op.resolve(attrs, [x.shape])
             shape = op.shape(Attrs.of(attrs), [x.shape])
         except ops.OpError as err:
-            where = next((a.span for a in args if a.name == err.arg), span)
+            where = next((a.span for a in args if err.arg is not None and a.name == err.arg), span)
             notes = [Note(x.span, f"the input is {format_shape(x.shape)}")] if x.name != "input" else []
             self.report(error(err.code, err.message, where, err.hint, notes))
             return None
