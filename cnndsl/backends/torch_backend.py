@@ -117,18 +117,22 @@ def _has_weights(network: Network, name: str) -> bool:
 
 
 class _Variables:
-    """Local variable names for forward: `x` for the main chain, node-derived names for forks."""
+    """Local variable names for forward: `x` for the main chain, short node-derived names for forks.
+
+    A name is free again once the value it holds has had its last use, so each block's branches can read
+    `conv1 = ...` like hand-written code; a longer (more dotted) form is taken only while the short one is live.
+    """
 
     def __init__(self) -> None:
-        self.used = {"x", "self", *_GLOBALS, *dir(builtins)}
+        self.reserved = {"x", "self", *_GLOBALS, *dir(builtins)}
+        self.live: set[str] = set()
 
     def fresh(self, node_name: str) -> str:
-        base = node_name.replace(".", "_")
-        name, k = base, 1
-        while name in self.used or keyword.iskeyword(name):
-            k += 1
-            name = f"{base}_{k}"
-        self.used.add(name)
+        parts = node_name.split(".")
+        candidates = ["_".join(parts[-k:]) for k in range(1, len(parts) + 1)]
+        candidates += [f"{candidates[-1]}_{k}" for k in range(2, len(self.live) + 3)]
+        name = next(c for c in candidates if c not in self.live and c not in self.reserved and not keyword.iskeyword(c))
+        self.live.add(name)
         return name
 
 
@@ -144,8 +148,10 @@ def _forward_lines(network: Network) -> list[str]:
     lines: list[str] = []
     for idx, n in enumerate(layers):
         args = [var[i] for i in n.inputs]
-        dying = [var[i] for i in dict.fromkeys(n.inputs) if last_use[i] == idx]
+        dying = [var[i] for i in dict.fromkeys(n.inputs) if last_use.get(i) == idx]
+        names.live.difference_update(dying)
         out = "x" if "x" in dying else dying[0] if dying else names.fresh(n.name)
+        names.live.add(out)
         var[n.name] = out
         if n.op in MERGES:
             expr = MERGES[n.op](args)
@@ -187,9 +193,13 @@ def render(network: Network) -> str:
     out.append("import torch")
     if tables:
         out.append("import torch.nn.functional as F")
-    out += ["from torch import nn", "", f'__all__ = ["{cls}"]', ""]
+    out += ["from torch import nn", "", f'__all__ = ["{cls}"]']
     for n in tables:
-        out += ["", f"# Connection table of `{n.name}` ({_where(n)}): row k lists the input maps output map k sees."]
+        out += [
+            "",
+            "",
+            f"# Connection table of `{n.name}` ({_where(n)}): row k lists the input maps output map k sees.",
+        ]
         out += tuple_literal("", f"{table_const(n)} = ", n.attrs["table"])
     if tables:
         out += ["", "", *TABLE_CONV.strip("\n").split("\n")]
