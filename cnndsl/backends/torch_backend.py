@@ -77,12 +77,12 @@ def _comment(node: Node) -> str:
     return f"# {_where(node)}: {node.op} -> {format_shape(node.shape)[2:] or 'scalar'}"
 
 
-def _with_comment(line: str, comment: str) -> list[str]:
-    """A trailing comment when the line stays within ruff's width, else the comment on its own line above."""
-    if len(line) + 2 + len(comment) <= LINE:
-        return [f"{line}  {comment}"]
-    indent = line[: len(line) - len(line.lstrip())]
-    return [indent + comment, line]
+def _with_comment(code: list[str], comment: str) -> list[str]:
+    """A trailing comment when one line stays within ruff's width, else the comment on its own line above."""
+    if len(code) == 1 and len(code[0]) + 2 + len(comment) <= LINE:
+        return [f"{code[0]}  {comment}"]
+    indent = code[0][: len(code[0]) - len(code[0].lstrip())]
+    return [indent + comment, *code]
 
 
 def _attr(name: str) -> str:
@@ -154,21 +154,20 @@ def _forward_lines(network: Network) -> list[str]:
         names.live.add(out)
         var[n.name] = out
         if n.op in MERGES:
-            expr = MERGES[n.op](args)
+            code = [f"{INDENT}{out} = {MERGES[n.op](args)}"]
+            if len(code[0]) > LINE:  # names are short unless scopes nest very deeply; say so rather than misformat
+                raise CnnError(
+                    [
+                        error(
+                            "E112",
+                            f"the names around `{n.name}` are too long for a readable torch module",
+                            n.span,
+                            "use shorter block or layer labels",
+                        )
+                    ]
+                )
         else:
-            expr = f"{_attr(n.name)}({args[0]})"
-        code = f"{INDENT}{out} = {expr}"
-        if len(code) > LINE:
-            raise CnnError(
-                [
-                    error(
-                        "E112",
-                        f"the name `{n.name}` is too long for a readable torch module",
-                        n.span,
-                        "use shorter block or layer labels",
-                    )
-                ]
-            )
+            code = fit_call(INDENT, f"{out} = {_attr(n.name)}", [args[0]])
         lines += _with_comment(code, _comment(n))
     lines.append(f"{INDENT}return {var[network.output]}")
     return lines

@@ -171,7 +171,7 @@ def fit_call(indent: str, head: str, args: list[str], tail: str = "") -> list[st
     """`head(args)tail` laid out as ruff format would: one line, args on one indented line, or one per line."""
     joined = ", ".join(args)
     one = f"{indent}{head}({joined}){tail}"
-    if len(one) <= LINE:
+    if len(one) <= LINE or not args:  # ruff leaves an empty call alone
         return [one]
     if len(indent) + 4 + len(joined) <= LINE:
         return [f"{indent}{head}(", f"{indent}    {joined}", f"{indent}){tail}"]
