@@ -260,17 +260,17 @@ ACTIVATIONS = ["relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hardswish", 
 
 
 @st.composite
-def layer(draw, depth=0):
+def layer(draw, defs: list[str], depth: int = 0):
+    """One layer, or a call of a block appended to defs (`in_channels` means the input of the enclosing block)."""
     kinds = ["conv", "act", "bn", "pool", "dropout"] + (["residual", "concat", "se"] if depth < 2 else [])
     kind = draw(st.sampled_from(kinds))
     if kind == "conv":
         k = draw(st.sampled_from([1, 3, 5]))
-        c = draw(st.integers(1, 6))
         stride = draw(st.sampled_from([1, 1, 2]))
-        bias = draw(st.booleans())
+        bias = str(draw(st.booleans())).lower()
         if draw(st.integers(0, 4)) == 0:
-            return f"dwconv{k}x{k}(stride={stride}, bias={str(bias).lower()})"
-        return f"conv{k}x{k}({c}, stride={stride}, bias={str(bias).lower()})"
+            return f"dwconv{k}x{k}(stride={stride}, bias={bias})"
+        return f"conv{k}x{k}({draw(st.integers(1, 6))}, stride={stride}, bias={bias})"
     if kind == "act":
         return draw(st.sampled_from(ACTIVATIONS))
     if kind == "bn":
@@ -289,35 +289,35 @@ def layer(draw, depth=0):
                 ]
             )
         )
-    if kind == "residual":
-        body = draw(chain(depth + 1, same_channels=True))
-        return f"residual({body})"
     if kind == "concat":
         n = draw(st.integers(2, 3))
-        return "concat(" + ", ".join(draw(chain(depth + 1, same_spatial=True)) for _ in range(n)) + ")"
-    return "mul(gap -> conv1x1(2) -> relu -> conv1x1(in_channels) -> sigmoid, identity)"
+        return "concat(" + ", ".join(draw(branch()) for _ in range(n)) + ")"
+    name = f"b{len(defs)}"
+    if kind == "residual":  # the body keeps channels and size: width in_channels, stride 1
+        items = [f"conv3x3(in_channels, bias={str(draw(st.booleans())).lower()})"]
+        items += draw(st.lists(st.sampled_from(["bn", "relu", "conv1x1(in_channels)", "silu"]), max_size=3))
+        defs.append(f"block {name}() {{ residual({' -> '.join(items)}) }}")
+    else:
+        defs.append(f"block {name}() {{ mul(gap -> conv1x1(2) -> relu -> conv1x1(in_channels) -> sigmoid, identity) }}")
+    return name
 
 
 @st.composite
-def chain(draw, depth=0, same_channels=False, same_spatial=False):
-    if same_channels:  # a residual body keeps channels and size: width in_channels, stride 1
-        items = [f"conv3x3(in_channels, bias={str(draw(st.booleans())).lower()})"]
-        items += draw(st.lists(st.sampled_from(["bn", "relu", "conv1x1(in_channels)", "silu"]), max_size=3))
-        return " -> ".join(items)
-    if same_spatial:  # a concat branch keeps the spatial size: stride 1, default padding
-        k = draw(st.sampled_from([1, 3]))
-        items = [f"conv{k}x{k}({draw(st.integers(1, 5))})"]
-        items += draw(st.lists(st.sampled_from(["bn", "relu", "maxpool3(stride=1, pad=1)"]), max_size=2))
-        return " -> ".join(items)
-    return " -> ".join(draw(st.lists(layer(depth), min_size=1, max_size=5)))
+def branch(draw):
+    """A concat branch keeps the spatial size: stride 1, default padding."""
+    k = draw(st.sampled_from([1, 3]))
+    items = [f"conv{k}x{k}({draw(st.integers(1, 5))})"]
+    items += draw(st.lists(st.sampled_from(["bn", "relu", "maxpool3(stride=1, pad=1)"]), max_size=2))
+    return " -> ".join(items)
 
 
 @st.composite
 def spec_text(draw):
     c, h, w = draw(st.integers(1, 4)), draw(st.integers(6, 20)), draw(st.integers(6, 20))
-    body = draw(chain())
+    defs: list[str] = []
+    body = " -> ".join(draw(st.lists(layer(defs), min_size=1, max_size=6)))
     head = draw(st.sampled_from(["", " -> gap -> fc(7)", " -> flatten -> fc(5) -> relu -> fc(3)", " -> gmp"]))
-    return f"input {c}x{h}x{w}\n{body}{head}\n"
+    return "\n".join([f"input {c}x{h}x{w}", *defs, body + head]) + "\n"
 
 
 @pytest.mark.slow
