@@ -336,3 +336,10 @@ def test_property_torch_matches_the_analysis(text):
     with torch.no_grad():
         y = model(torch.randn(2, *net.input_shape))
     assert tuple(y.shape) == (2, *net.output_shape)
+
+
+def test_build_from_path_and_text():
+    model = cnndsl.build(str(SPECS / "lenet5.cnn"), backend="torch")
+    assert type(model).__name__ == "Lenet5"
+    model = cnndsl.build("input 3x8x8\nconv3x3(4) -> gap -> fc(2)")
+    assert tuple(model(torch.randn(1, 3, 8, 8)).shape) == (1, 2)
