@@ -99,7 +99,9 @@ def test_forward_lines_carry_the_spec_line():
         if s and not s.startswith(("#", "return")):
             assert "# line " in ln or lines[i - 1].strip().startswith("# line "), ln
     assert "x = self.conv1(x)  # line 7: conv -> 64x112x112" in source
-    assert "basic line" in source  # nodes made by a block name the block and its line
+    assert "# line 8 (resnet.cnn line 7): conv -> 64x56x56" in source  # a block's node: the call and its own line
+    text = "input 3x8x8\nblock b(c) {\n  conv3x3(c) -> relu\n}\nb(4) -> b(2)\n"
+    assert "# line 5 (block line 3): conv -> 4x8x8" in render(cnndsl.parse(text), "torch")
 
 
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import re
 from typing import Any
 
 from ..diagnostics import CnnError, error
@@ -67,10 +68,21 @@ def _check_names(network: Network) -> None:
 
 
 def _where(node: Node) -> str:
-    """`line 12` in the spec, or `line 12, basic line 7` for a node a block made (numbers and identifiers only)."""
+    """`line 12` of the spec, or `line 12 (resnet.cnn line 7)` for a node a block made there.
+
+    Only numbers and a file name that is an identifier plus `.cnn` appear: no spec text reaches the source.
+    """
     if not node.trace:
         return f"line {node.span.line}"
-    return f"line {node.trace[0].call.line}, {node.trace[-1].block} line {node.span.line}"
+    top = node.trace[0].call
+    if node.span.file == top.file:
+        return f"line {top.line} (block line {node.span.line})"
+    base = re.split(r"[/\\]", node.span.file)[-1]
+    where = base if _FILE.fullmatch(base) else "imported file"
+    return f"line {top.line} ({where} line {node.span.line})"
+
+
+_FILE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.cnn")
 
 
 def _comment(node: Node) -> str:
@@ -126,6 +138,8 @@ class _Variables:
     def __init__(self) -> None:
         self.reserved = {"x", "self", *_GLOBALS, *dir(builtins)}
         self.live: set[str] = set()
+        self.born: dict[str, int] = {"x": 0}  # when each name last started a chain; the oldest keeps going
+        self.clock = 0
 
     def fresh(self, node_name: str) -> str:
         parts = node_name.split(".")
@@ -133,6 +147,8 @@ class _Variables:
         candidates += [f"{candidates[-1]}_{k}" for k in range(2, len(self.live) + 3)]
         name = next(c for c in candidates if c not in self.live and c not in self.reserved and not keyword.iskeyword(c))
         self.live.add(name)
+        self.clock += 1
+        self.born[name] = self.clock
         return name
 
 
@@ -150,7 +166,8 @@ def _forward_lines(network: Network) -> list[str]:
         args = [var[i] for i in n.inputs]
         dying = [var[i] for i in dict.fromkeys(n.inputs) if last_use.get(i) == idx]
         names.live.difference_update(dying)
-        out = "x" if "x" in dying else dying[0] if dying else names.fresh(n.name)
+        # a merge continues the chain that started first (the trunk), so `x` stays the trunk
+        out = min(dying, key=names.born.__getitem__) if dying else names.fresh(n.name)
         names.live.add(out)
         var[n.name] = out
         if n.op in MERGES:
