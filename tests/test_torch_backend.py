@@ -345,3 +345,16 @@ def test_build_from_path_and_text():
     assert type(model).__name__ == "Lenet5"
     model = cnndsl.build("input 3x8x8\nconv3x3(4) -> gap -> fc(2)")
     assert tuple(model(torch.randn(1, 3, 8, 8)).shape) == (1, 2)
+
+
+def test_table_constants_never_collide():
+    text = (
+        "input 3x8x8\n(conv3x3(2, table=[[0], [1, 2]]) as c) as a -> conv3x3(2, table=[[0, 1], [1]]) as a_c"
+        " -> (conv1x1(1, table=[[0, 1]]) as b) as x"
+    )
+    net = cnndsl.parse(text)
+    source = render(net, "torch")
+    assert "A_C_TABLE = (" in source and "A_C_TABLE_2 = (" in source
+    model = build(net, "torch")
+    assert tuple(model.a.c.weight.shape) == (3, 3, 3) and tuple(model.a_c.weight.shape) == (3, 3, 3)
+    assert sum(p.numel() for p in model.parameters()) == sum(param_counts(net).values())
