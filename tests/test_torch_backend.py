@@ -358,3 +358,19 @@ def test_table_constants_never_collide():
     model = build(net, "torch")
     assert tuple(model.a.c.weight.shape) == (3, 3, 3) and tuple(model.a_c.weight.shape) == (3, 3, 3)
     assert sum(p.numel() for p in model.parameters()) == sum(param_counts(net).values())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_onnx_export(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    net = cnndsl.load(SPECS / "lenet5_1998.cnn")
+    model = build(net, "torch", seed=0).eval()
+    x = torch.randn(2, *net.input_shape)
+    path = tmp_path / "lenet.onnx"
+    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["x"], output_names=["y"])
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    (y,) = ReferenceEvaluator(proto).run(None, {"x": x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(y), model(x).detach(), rtol=1e-4, atol=1e-5)
