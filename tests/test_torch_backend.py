@@ -374,3 +374,19 @@ def test_onnx_export(tmp_path):
     onnx.checker.check_model(proto)
     (y,) = ReferenceEvaluator(proto).run(None, {"x": x.numpy()})
     torch.testing.assert_close(torch.from_numpy(y), model(x).detach(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("resnet_tiny", "ResnetTiny"),
+        ("lenet5_1998", "Lenet5_1998"),
+        ("_3d", "Net3d"),
+        ("none", "NoneNet"),
+        ("f", "FNet"),
+    ],
+)
+def test_class_name(name, cls):
+    net = cnndsl.parse(f"network {name}\ninput 3x8x8\nconv3x3(2)")
+    assert f"class {cls}(nn.Module):" in render(net, "torch")
+    assert type(build(net, "torch")).__name__ == cls

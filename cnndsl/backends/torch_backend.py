@@ -31,8 +31,8 @@ def class_name(network: Network) -> str:
         if name and p[0].isdigit():
             name += "_"
         name += p[0].upper() + p[1:]
-    if not name or not name.isidentifier() or name[0].isdigit():
-        name = "Net" + name if name.isidentifier() or not name else "Network"
+    if not name[:1].isalpha():  # empty, or the name was all underscores and digits
+        name = "Net" + name
     if keyword.iskeyword(name) or name in _GLOBALS:
         name += "Net"
     return name
@@ -47,24 +47,21 @@ def _module_attributes() -> frozenset[str]:
     return frozenset(dir(torch.nn.Module()))
 
 
+def _name_error(node: Node, message: str, hint: str) -> CnnError:
+    return CnnError([error("E112", message, node.span, hint)])
+
+
 def _check_names(network: Network) -> None:
     """Node names become attribute paths; a part torch or Python reserves would break the module, so say so."""
     reserved = _module_attributes() | {"forward"}
-    problems = []
     for n in network.layers:
         for part in n.name.split("."):
             if keyword.iskeyword(part) or part in reserved or part.startswith("__"):
-                problems.append(
-                    error(
-                        "E112",
-                        f"the name `{part}` (in `{n.name}`) cannot name a torch submodule",
-                        n.span,
-                        f"label the layer or block differently, e.g. `as my_{part.lstrip('_')}`",
-                    )
+                raise _name_error(
+                    n,
+                    f"the name `{part}` (in `{n.name}`) cannot name a torch submodule",
+                    f"label the layer or block differently, e.g. `as my_{part.lstrip('_')}`",
                 )
-                break
-    if problems:
-        raise CnnError(problems)
 
 
 def _where(node: Node) -> str:
@@ -86,7 +83,7 @@ _FILE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.cnn")
 
 
 def _comment(node: Node) -> str:
-    return f"# {_where(node)}: {node.op} -> {format_shape(node.shape)[2:] or 'scalar'}"
+    return f"# {_where(node)}: {node.op} -> {format_shape(node.shape)[2:]}"  # the shape without the batch
 
 
 def _with_comment(code: list[str], comment: str) -> list[str]:
@@ -189,15 +186,10 @@ def _forward_lines(network: Network) -> list[str]:
         if n.op in MERGES:
             code = [f"{INDENT}{out} = {MERGES[n.op](args)}"]
             if len(code[0]) > LINE:  # names are short unless scopes nest very deeply; say so rather than misformat
-                raise CnnError(
-                    [
-                        error(
-                            "E112",
-                            f"the names around `{n.name}` are too long for a readable torch module",
-                            n.span,
-                            "use shorter block or layer labels",
-                        )
-                    ]
+                raise _name_error(
+                    n,
+                    f"the names around `{n.name}` are too long for a readable torch module",
+                    "use shorter block or layer labels",
                 )
         else:
             code = fit_call(INDENT, f"{out} = {_attr(n.name)}", [args[0]])
