@@ -152,3 +152,18 @@ def test_inverted_residual_shortcut_rule():
     adds = [n.name for n in net.layers if n.op == "add"]
     assert adds == ["inverted_residual1.add1"]  # identity shortcut only at stride 1 with equal widths
     assert math.prod(net.output_shape) == 16 * 4 * 4
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_mac_bounds(name):
+    # the op table's MAC rule (conv and fc multiply-accumulates) against the spec's `expect macs` bounds,
+    # which carry the published GMACs at 224x224 within 0.5 %
+    from cnndsl.ops import OPS
+
+    net = cnndsl.load(SPECS / f"{name}.cnn")
+    macs = sum(OPS[n.op].macs(n.attrs, [net.node(i).shape for i in n.inputs], n.shape) for n in net.layers)
+    bounds = [(e.op, e.value) for e in net.expectations if e.metric == "macs"]
+    if name in PUBLISHED and name not in ("lenet5", "lenet5_1998", "image_classifier", "simple_cnn"):
+        assert len(bounds) == 2
+    for op, value in bounds:
+        assert {">=": macs >= value, "<=": macs <= value}[op], (op, value, macs)
