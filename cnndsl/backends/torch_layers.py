@@ -158,6 +158,10 @@ class TableConv2d(nn.Module):
         else:
             self.register_parameter("bias", None)
 
+    def extra_repr(self) -> str:
+        connections = self.weight.shape[0]
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, connections={connections}"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kh, kw = self.kernel_size
         dense = self.weight.new_zeros(self.out_channels * self.in_channels, kh, kw)
