@@ -30,6 +30,7 @@ CODES: dict[str, str] = {
     "E108": "missing or repeated network body",
     "E109": "missing or bad input shape",
     "E110": "arithmetic error",
+    "E112": "name unusable in generated code",
     # Shapes
     "E201": "spatial size below 1",
     "E202": "channel mismatch at a merge",

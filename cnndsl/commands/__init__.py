@@ -6,7 +6,7 @@ heavy dependencies (torch, numba) inside the function that runs them.
 
 import importlib
 
-MODULES = ["check", "lint", "fmt", "expand"]
+MODULES = ["check", "lint", "fmt", "expand", "compile"]
 
 
 def load_all() -> None:
