@@ -31,10 +31,7 @@ PUBLISHED = [
 
 
 def _load(file: str):
-    path = SPECS / file
-    if not path.exists():
-        pytest.skip(f"{path} is not there yet (the spec library arrives with the torch-backend issue)")
-    return cnndsl.load(path)
+    return cnndsl.load(SPECS / file)
 
 
 @pytest.mark.parametrize("file, params, gmacs", PUBLISHED, ids=[p[0] for p in PUBLISHED])
