@@ -19,7 +19,7 @@ WIDTH = 100
 INDENT = "  "
 
 # Binding strength, loosest first; an operand printed where a tighter form is required gets parentheses.
-PIPE, LABEL, COND, OR, AND, NOT, COMPARE, SUM, TERM, UNARY, POWER, ATOM = range(12)
+COND, PIPE, LABEL, OR, AND, NOT, COMPARE, SUM, TERM, UNARY, POWER, ATOM = range(12)
 
 
 def format_text(text: str, path: str = "<string>") -> str:
@@ -45,7 +45,7 @@ def precedence(e: ast.Expr) -> int:
     return ATOM
 
 
-def inline(e: ast.Expr, need: int = PIPE) -> str:
+def inline(e: ast.Expr, need: int = COND) -> str:
     """The one-line form of an expression, parenthesised if it binds looser than `need`."""
     text = _inline(e)
     return f"({text})" if precedence(e) < need else text
@@ -65,9 +65,9 @@ def _inline(e: ast.Expr) -> str:
     if isinstance(e, ast.Pipe):
         return " -> ".join(inline(i, LABEL) for i in e.items)
     if isinstance(e, ast.Label):
-        return f"{inline(e.expr, COND)} as {e.name}"
+        return f"{inline(e.expr, OR)} as {e.name}"
     if isinstance(e, ast.Cond):
-        return f"{inline(e.then, OR)} if {inline(e.test, OR)} else {inline(e.orelse, COND)}"
+        return f"{inline(e.then, PIPE)} if {inline(e.test, OR)} else {inline(e.orelse, COND)}"
     if isinstance(e, ast.Chain):
         own = precedence(e)
         first_need = own if e.kind != "compare" else SUM
