@@ -101,8 +101,8 @@ class Formatter:
     pending: dict[int, list[ast.Comment]] = field(default_factory=dict)  # line -> comments not yet printed
 
     def __post_init__(self):
-        for c in self.module_ast.comments:
-            self.pending.setdefault(c.span.line, []).append(c)
+        for c in self.module_ast.comments:  # trailing blanks are the only thing a comment loses
+            self.pending.setdefault(c.span.line, []).append(ast.Comment(c.text.rstrip(), c.span))
 
     # -- comments -------------------------------------------------------------------------
     def take(self, first: int, last: int, own_line_only: bool = False) -> list[ast.Comment]:

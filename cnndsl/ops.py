@@ -115,12 +115,10 @@ def _require_map(op: str, shape: Shape) -> tuple[int, int, int]:
 
 def window_out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> int:
     """O = floor((W + 2P - D(K-1) - 1) / S) + 1, or ceil with the last window starting inside the input."""
-    span = size + 2 * p - d * (k - 1) - 1
-    if span < 0:
-        return 0
+    span = size + 2 * p - d * (k - 1) - 1  # may be negative: floor division then says "no window fits"
     if not ceil:
         return span // s + 1
-    out = -(-span // s) + 1
+    out = (span + s - 1) // s + 1
     if (out - 1) * s >= size + p:  # torch: the last window must start inside the input or left padding
         out -= 1
     return out
