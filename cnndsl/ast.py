@@ -8,7 +8,6 @@ deeper than the spec's bracket nesting.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from .source import Span
 
@@ -136,7 +135,7 @@ class Repeat:
     span: Span = _span()
 
 
-Expr = Union[Number, Name, String, Bool, Call, Pipe, Label, Cond, Chain, Unary, Power, TupleExpr, ListExpr, Repeat]
+Expr = Number | Name | String | Bool | Call | Pipe | Label | Cond | Chain | Unary | Power | TupleExpr | ListExpr | Repeat
 
 
 # Statements -----------------------------------------------------------------
@@ -209,7 +208,7 @@ class Body:
     span: Span = _span()
 
 
-Statement = Union[Input, NetworkName, Let, BlockDef, Import, Expect, Disable, Freeze, Body]
+Statement = Input | NetworkName | Let | BlockDef | Import | Expect | Disable | Freeze | Body
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 

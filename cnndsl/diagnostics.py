@@ -6,9 +6,9 @@ summary; docs/diagnostics.md and the per-code tests are checked against it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from difflib import get_close_matches
-from typing import Iterable
 
 from .source import Source, Span
 

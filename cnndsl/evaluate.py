@@ -7,7 +7,8 @@ make the compiler compute `2 ** 10 ** 10`.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import ast
 from .diagnostics import Diagnostic, did_you_mean, error

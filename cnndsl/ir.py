@@ -8,9 +8,10 @@ every backend uses them, suffixed with `.weight`, `.bias`, ..., as weight names.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterator
+from typing import Any
 
 from .diagnostics import Diagnostic
 from .source import Span

@@ -36,8 +36,6 @@ class _Newlines:
     can say simply `start: (_statement _NL)*`.
     """
 
-    always_accept = ("_NL",)
-
     def process(self, stream):
         depth = 0
         pending = None  # a newline we may still drop, if `->` follows it
