@@ -129,3 +129,8 @@ def test_no_traceback_from_the_command_line(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "cnndsl", *args], capture_output=True, text=True)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "Traceback" not in proc.stderr and "error[" in proc.stderr
+
+
+def test_every_code_is_documented():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "diagnostics.md").read_text()
+    assert [c for c in CODES if f"| {c} |" not in doc] == []
