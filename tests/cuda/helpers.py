@@ -25,12 +25,12 @@ def weights_of(net, seed=0):
     return out
 
 
-def check_agrees(spec: str, batch: int = 2, seed: int = 0, rtol: float = 1e-4, atol: float = 1e-4):
+def check_agrees(spec: str, batch: int = 2, seed: int = 0, rtol: float = 1e-4, atol: float = 1e-4, scale: float = 1.0):
     net = cnndsl.parse(spec)
     weights = weights_of(net, seed)
     model = build(net, "cuda")
     model.load_state_dict(weights)
-    x = np.random.default_rng(seed + 1).normal(size=(batch, *net.input_shape)).astype(np.float32)
+    x = np.random.default_rng(seed + 1).normal(0.0, scale, size=(batch, *net.input_shape)).astype(np.float32)
     got = model(x)
     want = reference.run(net, weights, x)
     assert got.shape == (batch, *net.output_shape)
