@@ -280,13 +280,13 @@ def _launch_adaptive(network: Network, step: Step) -> list[str]:
 
 def _launch_binary(network: Network, step: Step) -> list[str]:
     """add(a, b, c) is ((a + b) + c): the activation runs in the last launch only."""
-    is_mul = step.node.op == "mul"
+    launcher = "multiply" if step.node.op == "mul" else "add"
     ins = step.node.inputs
     lines = []
     for k in range(1, len(ins)):
         left = _t(ins[0]) if k == 1 else _t(step.out)
         act = _act(step if k == len(ins) - 1 else None)
-        lines.append(f"binary({left}, {_t(ins[k])}, {_t(step.out)}, {is_mul}, {act})")
+        lines.append(f"{launcher}({left}, {_t(ins[k])}, {_t(step.out)}, {act})")
     return lines
 
 

@@ -289,8 +289,7 @@ def binary_kernel(a, b, out, channels, spatial, a_spatial, b_spatial, is_mul, ac
         out[i] = activate(va * vb if is_mul else va + vb, act, alpha)
 
 
-def binary(a, b, out, is_mul, act=NONE, alpha=0.0):
-    """Add or multiply two tensors; a (N, C, 1, 1) operand broadcasts over the other's H x W."""
+def _binary(a, b, out, is_mul, act, alpha):
     channels = out.shape[1]
     spatial = out.size // (out.shape[0] * channels)
     a_spatial = a.size // (out.shape[0] * channels)
@@ -298,6 +297,15 @@ def binary(a, b, out, is_mul, act=NONE, alpha=0.0):
     binary_kernel[_blocks(out.size), THREADS](
         _flat(a), _flat(b), _flat(out), channels, spatial, a_spatial, b_spatial, is_mul, act, _f32(alpha)
     )
+
+
+def add(a, b, out, act=NONE, alpha=0.0):
+    _binary(a, b, out, False, act, alpha)
+
+
+def multiply(a, b, out, act=NONE, alpha=0.0):
+    """a * b, where a (N, C, 1, 1) operand broadcasts over the other's H x W."""
+    _binary(a, b, out, True, act, alpha)
 
 
 @cuda.jit
