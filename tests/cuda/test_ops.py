@@ -45,6 +45,14 @@ CASES = {
     # the rest
     "softmax_channels": "input 2x3x3\nconv1x1(3) -> softmax",
     "flatten_dropout": "input 2x3x3\nflatten -> dropout(0.5) -> fc(3)",
+    # many ops in one network, with values that feed several consumers
+    "mixed": """input 6x9x9
+conv3x3(4, table=[[0, 1], [2, 3, 4], [5], [0, 5]]) -> bn -> relu6 -> maxpool3(stride=2, pad=1, ceil=true)
+-> residual(dwconv3x3 -> bn -> hardswish -> conv1x1(4, bias=false) -> bn) -> leaky_relu(0.1)
+-> mul(identity, gap -> conv1x1(4) -> sigmoid) -> mul(gmp -> conv1x1(4, groups=2) -> tanh, identity)
+-> avgpool2(stride=1, pad=1, include_pad=false)
+-> concat(adaptive_avgpool(2), adaptive_avgpool(2) -> silu, identity -> gelu -> adaptive_avgpool(2) -> tanh)
+-> flatten -> dropout(0.3) -> fc(7) -> hardsigmoid -> softmax""",
 }
 
 ACTIVATIONS = ["relu", "relu6", "leaky_relu(0.2)", "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid"]
