@@ -151,6 +151,7 @@ def render(network: Network) -> str:
         "    def __call__(self, x):",
         '        """Run the network: numpy in, numpy out; a device array in, a new device array out."""',
         "        if is_device_array(x):",
+        "            x = as_device_array(x)",
         "            self._check_device_input(x)",
         "            y = self.forward(x)",
         "            out = cuda.device_array(y.shape, _np.float32)",

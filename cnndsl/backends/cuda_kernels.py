@@ -6,8 +6,12 @@
 import math as _kmath
 
 import numpy as _knp
-from numba import cuda
-from numba import float32 as _f32
+
+try:
+    from numba import cuda
+    from numba import float32 as _f32
+except ImportError as _e:  # the base install: rendering needs no numba, running does
+    raise ImportError("this module needs numba-cuda: pip install 'cnndsl[cuda]' (or numba-cuda)") from _e
 
 
 class DeviceError(RuntimeError):
@@ -23,7 +27,12 @@ def require_device():
 
 
 def is_device_array(x):
-    return cuda.devicearray.is_cuda_ndarray(x)
+    """A numba device array, or another library's GPU array (torch, CuPy) that numba can view without a copy."""
+    return cuda.devicearray.is_cuda_ndarray(x) or hasattr(x, "__cuda_array_interface__")
+
+
+def as_device_array(x):
+    return x if cuda.devicearray.is_cuda_ndarray(x) else cuda.as_cuda_array(x)
 
 
 THREADS = 256  # threads per block of the elementwise kernels

@@ -103,3 +103,26 @@ def test_bad_inputs_are_rejected(model):
         model(np.zeros((1, 3, 5, 5), np.float64))
     with pytest.raises(ValueError, match="device array"):
         model(cuda.to_device(np.zeros((1, 3, 4, 4), np.float32)))
+
+
+def test_generated_module_runs_alone_in_a_fresh_process(net, tmp_path):
+    """The module file needs numpy and numba only: it never imports cnndsl (or torch)."""
+    import os
+    import subprocess
+    import sys
+
+    from cnndsl.backends import render
+
+    (tmp_path / "tiny_cuda.py").write_text(render(net, "cuda"))
+    code = (
+        "import sys, numpy as np, tiny_cuda\n"
+        "y = tiny_cuda.Model(seed=5)(np.ones((2, 3, 5, 5), np.float32))\n"
+        "assert y.shape == (2, 3) and np.isfinite(y).all()\n"
+        "assert not [m for m in sys.modules if m.startswith(('cnndsl', 'torch'))], 'imported cnndsl or torch'\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "NUMBA_ENABLE_CUDASIM": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr
