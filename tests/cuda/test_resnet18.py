@@ -16,13 +16,14 @@ from helpers import weights_of
 
 import cnndsl
 from cnndsl import reference
+from cnndsl.analysis.params import param_counts
 
 RESNET18 = """network resnet18
 input 3x224x224
 
 block basic(c, stride=1) {
   residual(conv3x3(c, stride=stride, bias=false) -> bn -> relu -> conv3x3(c, bias=false) -> bn,
-           shortcut=(identity if stride == 1 and in_channels == c else conv1x1(c, stride=stride, bias=false) -> bn))
+           shortcut=(identity if stride == 1 and in_channels == c else (conv1x1(c, stride=stride, bias=false) -> bn)))
   -> relu
 }
 
@@ -62,12 +63,15 @@ def test_compiled_resnet18_module_agrees_with_reference(tmp_path):
     spec.write_text(RESNET18)
     out = tmp_path / "r18cuda.py"
     _compile(spec, out, "3x16x16")
-    assert out.read_text().count("\n        conv2d(") == 20  # 17 convs + 3 downsample shortcuts, each a single launch
+    source = out.read_text()
+    assert source.count("\n        conv2d(") == 20  # 17 convs + 3 downsample shortcuts, each a single launch
+    assert "\n        affine(" not in source  # every batch norm folded into its conv
 
     loader = importlib.util.spec_from_file_location("r18cuda", out)
     module = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(module)
     net = cnndsl.parse(RESNET18.replace("3x224x224", "3x16x16"))
+    assert sum(param_counts(net).values()) == 11_689_512  # torchvision's published count: this is ResNet-18
     weights = weights_of(net, seed=1)
     model = module.Model().load_state_dict(weights)
     x = np.random.default_rng(2).normal(size=(1, 3, 16, 16)).astype(np.float32)
