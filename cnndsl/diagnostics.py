@@ -31,6 +31,7 @@ CODES: dict[str, str] = {
     "E109": "missing or bad input shape",
     "E110": "arithmetic error",
     "E111": "bad statement",
+    "E112": "name unusable in generated code",
     # Shapes
     "E201": "spatial size below 1",
     "E202": "channel mismatch at a merge",

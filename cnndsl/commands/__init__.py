@@ -6,7 +6,7 @@ heavy dependencies (torch, numba) inside the function that runs them.
 
 import importlib
 
-MODULES = ["check", "train"]
+MODULES = ["check", "compile", "train"]
 
 
 def load_all() -> None:

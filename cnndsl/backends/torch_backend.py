@@ -1,0 +1,236 @@
+"""The torch backend: the IR rendered as the source of a standalone, readable `nn.Module`.
+
+The module imports only torch (and math when a connection table needs it). Its
+submodules are named by the IR's node names, dotted names becoming nested plain
+`nn.Module()` containers, so `state_dict()` keys are exactly the shared weight
+names of `cnndsl.analysis.weight_specs` (docs/weights.md). `forward` has one
+statement per node, each commented with the spec line it came from. A chain
+keeps one variable (`x`) while nothing else needs the old value; a fork opens a
+new variable named after the node that starts it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+from typing import Any
+
+from ..diagnostics import CnnError, error
+from ..ir import Network, Node, format_shape
+from .torch_layers import LINE, MERGES, MODULES, TABLE_CONV, fit_call, table_const, tuple_literal
+
+INDENT = "        "  # statements inside a method
+
+
+def class_name(network: Network) -> str:
+    """CamelCase of the network name, always a valid class name: resnet_tiny -> ResnetTiny, lenet5_1998 -> Lenet5_1998."""
+    parts = [p for p in network.name.split("_") if p]
+    name = ""
+    for p in parts:
+        if name and p[0].isdigit():
+            name += "_"
+        name += p[0].upper() + p[1:]
+    if not name or not name.isidentifier() or name[0].isdigit():
+        name = "Net" + name if name.isidentifier() or not name else "Network"
+    if keyword.iskeyword(name) or name in _GLOBALS:
+        name += "Net"
+    return name
+
+
+_GLOBALS = {"torch", "nn", "F", "math", "TableConv2d"}
+
+
+def _module_attributes() -> frozenset[str]:
+    import torch
+
+    return frozenset(dir(torch.nn.Module()))
+
+
+def _check_names(network: Network) -> None:
+    """Node names become attribute paths; a part torch or Python reserves would break the module, so say so."""
+    reserved = _module_attributes() | {"forward"}
+    problems = []
+    for n in network.layers:
+        for part in n.name.split("."):
+            if keyword.iskeyword(part) or part in reserved or part.startswith("__"):
+                problems.append(
+                    error(
+                        "E112",
+                        f"the name `{part}` (in `{n.name}`) cannot name a torch submodule",
+                        n.span,
+                        f"label the layer or block differently, e.g. `as my_{part.lstrip('_')}`",
+                    )
+                )
+                break
+    if problems:
+        raise CnnError(problems)
+
+
+def _where(node: Node) -> str:
+    """`line 12` in the spec, or `line 12, basic line 7` for a node a block made (numbers and identifiers only)."""
+    if not node.trace:
+        return f"line {node.span.line}"
+    return f"line {node.trace[0].call.line}, {node.trace[-1].block} line {node.span.line}"
+
+
+def _comment(node: Node) -> str:
+    return f"# {_where(node)}: {node.op} -> {format_shape(node.shape)[2:] or 'scalar'}"
+
+
+def _with_comment(line: str, comment: str) -> list[str]:
+    """A trailing comment when the line stays within ruff's width, else the comment on its own line above."""
+    if len(line) + 2 + len(comment) <= LINE:
+        return [f"{line}  {comment}"]
+    indent = line[: len(line) - len(line.lstrip())]
+    return [indent + comment, line]
+
+
+def _attr(name: str) -> str:
+    return f"self.{name}"
+
+
+def _init_lines(network: Network) -> list[str]:
+    lines: list[str] = []
+    containers: set[str] = set()
+    for n in network.layers:
+        if n.op not in MODULES:
+            continue
+        parts = n.name.split(".")
+        for i in range(1, len(parts)):
+            scope = ".".join(parts[:i])
+            if scope not in containers:
+                containers.add(scope)
+                lines.append(f"{INDENT}{_attr(scope)} = nn.Module()")
+        ins = [network.node(i).shape for i in n.inputs]
+        callee, args = MODULES[n.op](n, ins)
+        lines += fit_call(INDENT, f"{_attr(n.name)} = {callee}", args)
+    for name in network.frozen:
+        if _has_weights(network, name):
+            lines.append(f"{INDENT}{_attr(name)}.requires_grad_(False)")
+    return lines
+
+
+def _has_weights(network: Network, name: str) -> bool:
+    from ..analysis.params import node_weights
+
+    return bool(node_weights(network, network.node(name)))
+
+
+class _Variables:
+    """Local variable names for forward: `x` for the main chain, short node-derived names for forks.
+
+    A name is free again once the value it holds has had its last use, so each block's branches can read
+    `conv1 = ...` like hand-written code; a longer (more dotted) form is taken only while the short one is live.
+    """
+
+    def __init__(self) -> None:
+        self.reserved = {"x", "self", *_GLOBALS, *dir(builtins)}
+        self.live: set[str] = set()
+
+    def fresh(self, node_name: str) -> str:
+        parts = node_name.split(".")
+        candidates = ["_".join(parts[-k:]) for k in range(1, len(parts) + 1)]
+        candidates += [f"{candidates[-1]}_{k}" for k in range(2, len(self.live) + 3)]
+        name = next(c for c in candidates if c not in self.live and c not in self.reserved and not keyword.iskeyword(c))
+        self.live.add(name)
+        return name
+
+
+def _forward_lines(network: Network) -> list[str]:
+    layers = network.layers
+    last_use: dict[str, int] = {}
+    for idx, n in enumerate(layers):
+        for i in n.inputs:
+            last_use[i] = idx
+    last_use[network.output] = len(layers)
+    names = _Variables()
+    var = {"input": "x"}
+    lines: list[str] = []
+    for idx, n in enumerate(layers):
+        args = [var[i] for i in n.inputs]
+        dying = [var[i] for i in dict.fromkeys(n.inputs) if last_use.get(i) == idx]
+        names.live.difference_update(dying)
+        out = "x" if "x" in dying else dying[0] if dying else names.fresh(n.name)
+        names.live.add(out)
+        var[n.name] = out
+        if n.op in MERGES:
+            expr = MERGES[n.op](args)
+        else:
+            expr = f"{_attr(n.name)}({args[0]})"
+        code = f"{INDENT}{out} = {expr}"
+        if len(code) > LINE:
+            raise CnnError(
+                [
+                    error(
+                        "E112",
+                        f"the name `{n.name}` is too long for a readable torch module",
+                        n.span,
+                        "use shorter block or layer labels",
+                    )
+                ]
+            )
+        lines += _with_comment(code, _comment(n))
+    lines.append(f"{INDENT}return {var[network.output]}")
+    return lines
+
+
+def render(network: Network) -> str:
+    """The source of a standalone PyTorch module for network (deterministic, ruff-clean)."""
+    _check_names(network)
+    cls = class_name(network)
+    tables = [n for n in network.layers if n.op == "conv" and n.attrs["table"] is not None]
+    shape_in, shape_out = format_shape(network.input_shape), format_shape(network.output_shape)
+    out = [
+        f'"""{cls}: a PyTorch module generated by cnndsl from the network `{network.name}`.',
+        "",
+        f"Input {shape_in}, output {shape_out}. State-dict keys follow the cnndsl weight naming",
+        "(docs/weights.md), shared with the numba and cuda backends. Regenerate rather than edit.",
+        '"""',
+        "",
+    ]
+    if tables:
+        out += ["import math", ""]
+    out.append("import torch")
+    if tables:
+        out.append("import torch.nn.functional as F")
+    out += ["from torch import nn", "", f'__all__ = ["{cls}"]']
+    for n in tables:
+        out += [
+            "",
+            "",
+            f"# Connection table of `{n.name}` ({_where(n)}): row k lists the input maps output map k sees.",
+        ]
+        out += tuple_literal("", f"{table_const(n)} = ", n.attrs["table"])
+    if tables:
+        out += ["", "", *TABLE_CONV.strip("\n").split("\n")]
+    out += [
+        "",
+        "",
+        f"class {cls}(nn.Module):",
+        f'    """{network.name}: {shape_in} -> {shape_out}."""',
+        "",
+        "    def __init__(self) -> None:",
+        "        super().__init__()",
+        *_init_lines(network),
+        "",
+        "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
+        *_forward_lines(network),
+    ]
+    return "\n".join(out) + "\n"
+
+
+def instantiate(module: Any, *, device: Any = None, dtype: Any = None, seed: int | None = None, train: bool = True):
+    """An instance of the generated class: on `device` (e.g. "meta" to count without memory), cast to `dtype`,
+    initialised from `seed` when given, in training mode unless train=False."""
+    import contextlib
+
+    import torch
+
+    cls = getattr(module, module.__all__[0])
+    if seed is not None:
+        torch.manual_seed(seed)
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        model = cls()
+    if dtype is not None:
+        model = model.to(dtype)
+    return model.train(train)
