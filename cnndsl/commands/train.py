@@ -41,9 +41,9 @@ def _setup(p):
     p.add_argument(
         "--batch-size",
         type=_positive(int),
-        default=32,
+        default=16,
         metavar="B",
-        help="global batch size, shared out over --nproc processes (default 32)",
+        help="global batch size, shared out over --nproc processes (default 16)",
     )
     p.add_argument("--out", metavar="FILE", help="where to save weights (.safetensors; default NETWORK.safetensors)")
     p.add_argument("--json", action="store_true", help="end with one JSON line of results on stdout")
@@ -61,6 +61,12 @@ def _setup(p):
         default=1,
         metavar="N",
         help="train on N processes with torch.distributed (DistributedDataParallel, loopback)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive(int),
+        metavar="N",
+        help="math threads per process (default: 1 for small models, else the cores over --nproc)",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seeds weights, shuffling and the held-out split")
     add_spec_options(p)
@@ -97,15 +103,17 @@ def _prepare(network, args):
 
     from .. import build
     from ..backends import BackendError
+    from ..diagnostics import CnnError
     from ..training import TrainError, data, transfer
-    from ..training.loop import logits_network
+    from ..training.loop import default_threads, logits_network
 
+    torch.set_num_threads(args.threads or default_threads(network, args.batch_size, args.nproc))
     torch.manual_seed(args.seed)
     dataset = data.load(args.data, network)
     split = data.split(dataset, args.seed)
     try:
         model = build(logits_network(network), backend="torch")
-    except BackendError as e:
+    except (BackendError, CnnError) as e:  # no torch here, or a name torch cannot use (E112)
         raise TrainError(str(e)) from None
     report = transfer.load_matching(model, args.init) if args.init else None
     frozen = transfer.frozen_nodes(network, args.freeze)
@@ -150,7 +158,7 @@ def _run(network, args) -> int:
 
 
 def _worker_argv(args) -> list[str]:
-    """The `cnndsl train` arguments each worker gets: these options, without --nproc."""
+    """The `cnndsl train` arguments each worker gets: these options (--nproc too, for the thread default)."""
     argv = [
         args.spec,
         "--data",
@@ -165,6 +173,8 @@ def _worker_argv(args) -> list[str]:
         args.out,
         "--seed",
         str(args.seed),
+        "--nproc",
+        str(args.nproc),
     ]
     if args.json:
         argv.append("--json")
@@ -172,6 +182,8 @@ def _worker_argv(args) -> list[str]:
         argv += ["--init", args.init]
     if args.freeze:
         argv += ["--freeze", ",".join(args.freeze)]
+    if args.threads:
+        argv += ["--threads", str(args.threads)]
     if args.input:
         argv += ["--input", "x".join(map(str, args.input))]
     if args.max_nodes:

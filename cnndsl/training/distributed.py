@@ -32,7 +32,7 @@ def free_port() -> int:
 
 
 def launch_command(argv: list[str], nproc: int, port: int) -> list[str]:
-    """The torch.distributed.run command line re-running `cnndsl train` (argv without --nproc) in N workers."""
+    """The torch.distributed.run command line re-running `cnndsl train ARGV --distributed-worker` in N workers."""
     return [
         sys.executable, "-m", "torch.distributed.run",
         "--nnodes", "1", "--nproc_per_node", str(nproc),
@@ -41,26 +41,13 @@ def launch_command(argv: list[str], nproc: int, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def strip_nproc(argv: list[str]) -> list[str]:
-    """argv without `--nproc N` / `--nproc=N`, so workers do not launch workers."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--nproc":
-            skip = True
-        elif not arg.startswith("--nproc="):
-            out.append(arg)
-    return out
-
-
 def launch(argv: list[str], nproc: int) -> int:
     """Run the workers and relay their output; return their exit code (2 if any failed)."""
     env = dict(os.environ)
-    # one math thread per worker unless the user says otherwise (torchrun would warn and do the same)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    # workers set their own thread count (--threads); this only keeps torchrun from warning that it set one
+    env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("PYTHONUNBUFFERED", "1")
-    cmd = launch_command(strip_nproc(argv), nproc, free_port())
+    cmd = launch_command(argv, nproc, free_port())
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     # Relay the workers' stderr (progress, errors) as it comes, but not the launcher's own failure
     # report: it is a Python traceback about the launcher, and the worker has already said what went wrong.

@@ -22,7 +22,7 @@ from .transfer import hold_frozen_statistics
 class TrainConfig:
     epochs: int = 10
     lr: float = 1e-3
-    batch_size: int = 32  # the global batch: with N processes each takes batch_size // N
+    batch_size: int = 16  # the global batch: with N processes each takes batch_size // N
     seed: int = 0
 
 
@@ -37,6 +37,23 @@ class Workers:
     @property
     def leader(self) -> bool:
         return self.rank == 0
+
+
+# Below this much work per batch, intra-op threads cost more in synchronisation than they save; on a
+# busy machine, spinning OpenMP threads made LeNet-5 on digits 30x slower than one thread.
+SMALL_BATCH_MACS = 1_000_000_000
+
+
+def default_threads(network: Network, batch_size: int, nproc: int = 1) -> int:
+    """Math threads per process: one for small models, else the cores shared out over the processes."""
+    import os
+
+    from ..ops import OPS
+
+    macs = sum(OPS[n.op].macs(n.attrs, [network.node(i).shape for i in n.inputs], n.shape) for n in network.layers)
+    if macs * max(1, batch_size // nproc) < SMALL_BATCH_MACS:
+        return 1
+    return max(1, (os.cpu_count() or 1) // nproc)
 
 
 def logits_network(network: Network) -> Network:
