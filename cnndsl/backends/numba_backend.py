@@ -30,8 +30,6 @@ ACTIVATIONS = {
     "hardsigmoid": "ACT_HARDSIGMOID",
 }
 ALIASES = ("dropout", "flatten")  # no computation: the output is a view of the input
-GEMM_MIN_OUT = 16  # convs with fewer output maps run the direct kernel
-GEMM_MIN_DEPTH = 16  # ... and so do convs whose im2col rows (cin * kh * kw) are fewer
 
 
 # -- planning: fusion ----------------------------------------------------------------------------
@@ -204,7 +202,11 @@ class _Renderer:
             if step.node.op in ALIASES:
                 src = step.node.inputs[0]
                 ident = self.bind(step.out, self.buffer[src])
-                view = self.var[src] if step.node.op == "dropout" else f"{self.var[src]}.reshape({_dims(self.shape(step.out))})"
+                view = (
+                    self.var[src]
+                    if step.node.op == "dropout"
+                    else f"{self.var[src]}.reshape({_dims(self.shape(step.out))})"
+                )
                 self.fwd.append(f"{ident} = {view}")
             else:
                 getattr(self, "op_" + step.node.op, self.op_activation)(step)
@@ -242,7 +244,7 @@ class _Renderer:
         w = self.weight(wshape)
         self.packing((cout,), "b")
         b = self.weight((cout,))
-        gemm = groups == 1 and cout >= GEMM_MIN_OUT and cin * kh * kw >= GEMM_MIN_DEPTH
+        gemm = groups == 1  # BLAS wins over the direct kernel at every size measured (benchmarks/README.md)
         pointwise = (kh, kw, *a["stride"], *a["pad"]) == (1, 1, 1, 1, 0, 0)
         if gemm and not pointwise:
             self.scratch = max(self.scratch, cin * kh * kw * oh * ow)
@@ -355,9 +357,13 @@ def render(network: Network, inline_kernels: bool = True) -> str:
     weights = "\n".join(
         f'    "{k}": ({tuple(s.shape)!r}, "{s.dtype}", "{s.kind}", {s.init!r}),' for k, s in specs.items()
     )
-    kernels = _kernels() if inline_kernels else (
-        "from cnndsl.backends.numba_kernels import *  # noqa: F403\n"
-        "from cnndsl.backends.numba_kernels import _knp, _nb  # noqa: F401\n"
+    kernels = (
+        _kernels()
+        if inline_kernels
+        else (
+            "from cnndsl.backends.numba_kernels import *  # noqa: F403\n"
+            "from cnndsl.backends.numba_kernels import _knp, _nb  # noqa: F401\n"
+        )
     )
     out_var = r.var[network.output]
     forward = "\n".join(f"    {line}" if line else "" for line in r.fwd)

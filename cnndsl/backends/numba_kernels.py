@@ -18,46 +18,83 @@ _OC_BLOCK = 4  # output channels per register block of the direct convolution
 
 
 @_nb.njit(cache=True, inline="always")
+def _tanh(v):
+    """float32 tanh as a rational function (Eigen's): a few ulp, branch-free, so loops vectorise."""
+    v = min(max(v, _knp.float32(-7.90531110763549805)), _knp.float32(7.90531110763549805))
+    v2 = v * v
+    p = _knp.float32(-2.76076847742355e-16)
+    p = p * v2 + _knp.float32(2.00018790482477e-13)
+    p = p * v2 + _knp.float32(-8.60467152213735e-11)
+    p = p * v2 + _knp.float32(5.12229709037114e-08)
+    p = p * v2 + _knp.float32(1.48572235717979e-05)
+    p = p * v2 + _knp.float32(6.37261928875436e-04)
+    p = p * v2 + _knp.float32(4.89352455891786e-03)
+    q = _knp.float32(1.19825839466702e-06)
+    q = q * v2 + _knp.float32(1.18534705686654e-04)
+    q = q * v2 + _knp.float32(2.26843463243900e-03)
+    q = q * v2 + _knp.float32(4.89352518554385e-03)
+    return v * p / q
+
+
+@_nb.njit(cache=True, inline="always")
+def _sigmoid(v):
+    return _knp.float32(0.5) + _knp.float32(0.5) * _tanh(_knp.float32(0.5) * v)
+
+
+@_nb.njit(cache=True, inline="always")
 def _act1(v, act, slope):
     if act == ACT_RELU:
-        return v if v > 0.0 else _knp.float32(0.0)
+        return max(v, _knp.float32(0.0))
     if act == ACT_RELU6:
         return min(max(v, _knp.float32(0.0)), _knp.float32(6.0))
     if act == ACT_LEAKY:
         return v if v > 0.0 else _knp.float32(v * slope)
     if act == ACT_SIGMOID:
-        return _knp.float32(1.0 / (1.0 + _kmath.exp(-v)))
+        return _sigmoid(v)
     if act == ACT_TANH:
-        return _knp.float32(_kmath.tanh(v))
+        return _tanh(v)
     if act == ACT_GELU:
         return _knp.float32(0.5 * v * (1.0 + _kmath.erf(v * 0.7071067811865476)))
     if act == ACT_SILU:
-        return _knp.float32(v / (1.0 + _kmath.exp(-v)))
+        return v * _sigmoid(v)
     if act == ACT_HARDSWISH:
-        return _knp.float32(v * min(max(v + 3.0, 0.0), 6.0) / 6.0)
+        return v * min(max(v + _knp.float32(3.0), _knp.float32(0.0)), _knp.float32(6.0)) / _knp.float32(6.0)
     if act == ACT_HARDSIGMOID:
-        return _knp.float32(min(max(v + 3.0, 0.0), 6.0) / 6.0)
+        return min(max(v + _knp.float32(3.0), _knp.float32(0.0)), _knp.float32(6.0)) / _knp.float32(6.0)
     return v
+
+
+@_nb.njit(cache=True)
+def act_copy(x, y, act, slope):
+    """y = act(x) on flat float32 arrays (y may be x). One loop per activation, so each vectorises."""
+    if act == ACT_RELU:
+        for i in range(x.size):
+            y[i] = _act1(x[i], ACT_RELU, slope)
+    elif act == ACT_RELU6:
+        for i in range(x.size):
+            y[i] = _act1(x[i], ACT_RELU6, slope)
+    elif act == ACT_TANH:
+        for i in range(x.size):
+            y[i] = _act1(x[i], ACT_TANH, slope)
+    elif act == ACT_SIGMOID:
+        for i in range(x.size):
+            y[i] = _act1(x[i], ACT_SIGMOID, slope)
+    elif act == ACT_SILU:
+        for i in range(x.size):
+            y[i] = _act1(x[i], ACT_SILU, slope)
+    elif act == ACT_HARDSWISH:
+        for i in range(x.size):
+            y[i] = _act1(x[i], ACT_HARDSWISH, slope)
+    else:
+        for i in range(x.size):
+            y[i] = _act1(x[i], act, slope)
 
 
 @_nb.njit(cache=True)
 def activate(v, act, slope):
     """Apply an activation in place to a flat float32 array (the fused epilogue)."""
-    if act == ACT_NONE:
-        return
-    if act == ACT_RELU:  # the common case, kept branch-free so it vectorises
-        for i in range(v.size):
-            v[i] = max(v[i], _knp.float32(0.0))
-        return
-    for i in range(v.size):
-        v[i] = _act1(v[i], act, slope)
-
-
-@_nb.njit(cache=True)
-def act_copy(x, y, act, slope):
-    """y = act(x) on flat arrays (y may be x)."""
-    for i in range(x.size):
-        y[i] = _act1(x[i], act, slope)
+    if act != ACT_NONE:
+        act_copy(v, v, act, slope)
 
 
 @_nb.njit(cache=True)
@@ -71,60 +108,63 @@ def _span(out, size, k, s, p, d):
 
 @_nb.njit(cache=True)
 def _direct_task(x, w, b, y, n, g, ob, sh, sw, ph, pw, dh, dw, act, slope):
-    """One image, one block of up to 4 output channels of group g: rows of the output accumulate in place."""
+    """One image, one block of up to 4 output channels of group g, accumulated in place in y.
+
+    Loop order: input channel, tap, output row, then the contiguous output row innermost;
+    each input pixel loaded feeds four output channels (register blocking)."""
     cin, kh, kw = w.shape[1], w.shape[2], w.shape[3]
     h, wd = x.shape[2], x.shape[3]
     oh, ow = y.shape[2], y.shape[3]
     cout_g = y.shape[1] // (x.shape[1] // cin)
     o0 = g * cout_g + ob * _OC_BLOCK
     nb = min(_OC_BLOCK, (g + 1) * cout_g - o0)
-    for oy in range(oh):
-        for k in range(nb):
-            bias = b[o0 + k]
-            row = y[n, o0 + k, oy]
-            for ox in range(ow):
-                row[ox] = bias
+    xf = x[n].reshape((x.shape[1] * h * wd,))
+    yf = y[n].reshape((y.shape[1] * oh * ow,))
+    plane = oh * ow
+    for k in range(nb):
+        bias = b[o0 + k]
+        for i in range((o0 + k) * plane, (o0 + k + 1) * plane):
+            yf[i] = bias
+    y0 = o0 * plane
+    for ci in range(cin):
+        xc = (g * cin + ci) * h * wd
         for ky in range(kh):
-            iy = oy * sh - ph + ky * dh
-            if iy < 0 or iy >= h:
-                continue
+            oy_lo, oy_hi = _span(oh, h, ky, sh, ph, dh)
             for kx in range(kw):
                 lo, hi = _span(ow, wd, kx, sw, pw, dw)
                 off = kx * dw - pw
-                for ci in range(cin):
-                    xr = x[n, g * cin + ci, iy]
-                    if nb == _OC_BLOCK:  # register block: each input pixel feeds four accumulators
-                        w0 = w[o0, ci, ky, kx]
-                        w1 = w[o0 + 1, ci, ky, kx]
-                        w2 = w[o0 + 2, ci, ky, kx]
-                        w3 = w[o0 + 3, ci, ky, kx]
-                        r0 = y[n, o0, oy]
-                        r1 = y[n, o0 + 1, oy]
-                        r2 = y[n, o0 + 2, oy]
-                        r3 = y[n, o0 + 3, oy]
+                if nb == _OC_BLOCK:
+                    w0 = w[o0, ci, ky, kx]
+                    w1 = w[o0 + 1, ci, ky, kx]
+                    w2 = w[o0 + 2, ci, ky, kx]
+                    w3 = w[o0 + 3, ci, ky, kx]
+                    for oy in range(oy_lo, oy_hi):
+                        xr = xc + (oy * sh - ph + ky * dh) * wd + off
+                        yr = y0 + oy * ow
                         if sw == 1:
                             for ox in range(lo, hi):
-                                v = xr[ox + off]
-                                r0[ox] += w0 * v
-                                r1[ox] += w1 * v
-                                r2[ox] += w2 * v
-                                r3[ox] += w3 * v
+                                v = xf[xr + ox]
+                                yf[yr + ox] += w0 * v
+                                yf[yr + plane + ox] += w1 * v
+                                yf[yr + 2 * plane + ox] += w2 * v
+                                yf[yr + 3 * plane + ox] += w3 * v
                         else:
                             for ox in range(lo, hi):
-                                v = xr[ox * sw + off]
-                                r0[ox] += w0 * v
-                                r1[ox] += w1 * v
-                                r2[ox] += w2 * v
-                                r3[ox] += w3 * v
-                    else:
-                        for k in range(nb):
-                            wk = w[o0 + k, ci, ky, kx]
-                            r = y[n, o0 + k, oy]
+                                v = xf[xr + ox * sw]
+                                yf[yr + ox] += w0 * v
+                                yf[yr + plane + ox] += w1 * v
+                                yf[yr + 2 * plane + ox] += w2 * v
+                                yf[yr + 3 * plane + ox] += w3 * v
+                else:
+                    for k in range(nb):
+                        wk = w[o0 + k, ci, ky, kx]
+                        for oy in range(oy_lo, oy_hi):
+                            xr = xc + (oy * sh - ph + ky * dh) * wd + off
+                            yr = y0 + k * plane + oy * ow
                             for ox in range(lo, hi):
-                                r[ox] += wk * xr[ox * sw + off]
-        if act != ACT_NONE:
-            for k in range(nb):
-                activate(y[n, o0 + k, oy], act, slope)
+                                yf[yr + ox] += wk * xf[xr + ox * sw]
+    if act != ACT_NONE:
+        act_copy(yf[y0 : y0 + nb * plane], yf[y0 : y0 + nb * plane], act, slope)
 
 
 @_nb.njit(cache=True, parallel=True)
@@ -138,27 +178,35 @@ def _direct_parallel(x, w, b, y, groups, sh, sw, ph, pw, dh, dw, act, slope):
 
 @_nb.njit(cache=True)
 def _im2col(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    """Rows (c, ky, kx) of col hold the input pixels each output pixel sees through that tap."""
+    """Row (c, ky, kx) of col holds the input pixel each output pixel sees through that tap (0 in padding)."""
     h, wd = x.shape[2], x.shape[3]
+    xf = x[n].reshape((x.shape[1] * h * wd,))
+    cf = col.reshape((col.size,))
+    plane = oh * ow
     for c in range(x.shape[1]):
         for ky in range(kh):
+            oy_lo, oy_hi = _span(oh, h, ky, sh, ph, dh)
             for kx in range(kw):
-                r = (c * kh + ky) * kw + kx
+                r = ((c * kh + ky) * kw + kx) * plane
                 lo, hi = _span(ow, wd, kx, sw, pw, dw)
                 off = kx * dw - pw
-                for oy in range(oh):
-                    dst = col[r, oy * ow : (oy + 1) * ow]
-                    iy = oy * sh - ph + ky * dh
-                    if iy < 0 or iy >= h:
-                        dst[:] = 0.0
-                        continue
-                    src = x[n, c, iy]
+                for i in range(r, r + oy_lo * ow):
+                    cf[i] = 0.0
+                for oy in range(oy_lo, oy_hi):
+                    d = r + oy * ow
+                    src = (c * h + oy * sh - ph + ky * dh) * wd + off
                     for ox in range(lo):
-                        dst[ox] = 0.0
-                    for ox in range(lo, hi):
-                        dst[ox] = src[ox * sw + off]
+                        cf[d + ox] = 0.0
+                    if sw == 1:
+                        for ox in range(lo, hi):
+                            cf[d + ox] = xf[src + ox]
+                    else:
+                        for ox in range(lo, hi):
+                            cf[d + ox] = xf[src + ox * sw]
                     for ox in range(hi, ow):
-                        dst[ox] = 0.0
+                        cf[d + ox] = 0.0
+                for i in range(r + oy_hi * ow, r + plane):
+                    cf[i] = 0.0
 
 
 @_nb.njit(cache=True)
@@ -361,7 +409,9 @@ def dense_table_kernel(packed, table, in_channels):
 
 def bn_scale_shift(weights, prefix, eps):
     """Batch norm's affine form from running statistics, in float64 for accuracy."""
-    scale = weights[prefix + ".weight"].astype(_knp.float64) / _knp.sqrt(weights[prefix + ".running_var"].astype(_knp.float64) + eps)
+    scale = weights[prefix + ".weight"].astype(_knp.float64) / _knp.sqrt(
+        weights[prefix + ".running_var"].astype(_knp.float64) + eps
+    )
     shift = weights[prefix + ".bias"] - weights[prefix + ".running_mean"] * scale
     return scale, shift
 
