@@ -6,7 +6,7 @@ heavy dependencies (torch, numba) inside the function that runs them.
 
 import importlib
 
-MODULES = ["check", "compile", "train"]
+MODULES = ["check", "compile", "train", "verify"]
 
 
 def load_all() -> None:
