@@ -89,6 +89,7 @@ def train_command(args) -> int:
     try:
         if args.nproc > 1 and not args.distributed_worker:
             _prepare(network, args)  # every user mistake is reported here, once, before any worker starts
+            args.threads = _threads(network, args)
             from ..training.distributed import launch
 
             return launch(_worker_argv(args), args.nproc)
@@ -105,9 +106,9 @@ def _prepare(network, args):
     from ..backends import BackendError
     from ..diagnostics import CnnError
     from ..training import TrainError, data, transfer
-    from ..training.loop import default_threads, logits_network
+    from ..training.loop import logits_network
 
-    torch.set_num_threads(args.threads or default_threads(network, args.batch_size, args.nproc))
+    torch.set_num_threads(_threads(network, args))
     torch.manual_seed(args.seed)
     dataset = data.load(args.data, network)
     split = data.split(dataset, args.seed)
@@ -157,8 +158,18 @@ def _run(network, args) -> int:
     return EXIT_OK
 
 
+def _threads(network, args) -> int:
+    from ..training.loop import default_threads
+
+    return args.threads or default_threads(network, args.batch_size, args.nproc)
+
+
 def _worker_argv(args) -> list[str]:
-    """The `cnndsl train` arguments each worker gets: these options (--nproc too, for the thread default)."""
+    """The `cnndsl train` arguments each worker gets: these options, the thread count fixed here, no --nproc.
+
+    torch.distributed.run's parser sees these too and rejects any that abbreviate one of its own options
+    (`--nproc` abbreviates `--nproc-per-node`), so workers learn their share of the cores from `--threads`.
+    """
     argv = [
         args.spec,
         "--data",
@@ -173,8 +184,8 @@ def _worker_argv(args) -> list[str]:
         args.out,
         "--seed",
         str(args.seed),
-        "--nproc",
-        str(args.nproc),
+        "--threads",
+        str(args.threads),
     ]
     if args.json:
         argv.append("--json")
@@ -182,8 +193,6 @@ def _worker_argv(args) -> list[str]:
         argv += ["--init", args.init]
     if args.freeze:
         argv += ["--freeze", ",".join(args.freeze)]
-    if args.threads:
-        argv += ["--threads", str(args.threads)]
     if args.input:
         argv += ["--input", "x".join(map(str, args.input))]
     if args.max_nodes:
