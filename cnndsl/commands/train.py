@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from ..cli import EXIT_ERROR, EXIT_OK, add_spec_options, command, compile_spec, print_diagnostics
@@ -86,6 +87,9 @@ def train_command(args) -> int:
         args.out = f"{network.name}.safetensors"
     if not args.out.endswith(".safetensors"):
         return _fail(f"--out {args.out}: weights are saved as .safetensors; name the file NAME.safetensors")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        return _fail(f"--out {args.out}: folder {os.path.dirname(args.out)} does not exist")
+    threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
     try:
         if args.nproc > 1 and not args.distributed_worker:
             _prepare(network, args)  # every user mistake is reported here, once, before any worker starts
@@ -96,6 +100,9 @@ def train_command(args) -> int:
         return _run(network, args)
     except TrainError as e:
         return _fail(str(e))
+    finally:  # called as a library (tests, notebooks): leave torch's thread count as it was
+        if threads is not None:
+            sys.modules["torch"].set_num_threads(threads)
 
 
 def _prepare(network, args):
