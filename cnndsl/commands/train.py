@@ -133,7 +133,7 @@ def _run(network, args) -> int:
     from ..training import distributed, transfer
     from ..training.loop import TrainConfig, Workers, train
 
-    workers = distributed.join() if args.distributed_worker else Workers()
+    workers = distributed.join() if args.distributed_worker else Workers(device=_single_device())
     try:
         split, model, report, frozen = _prepare(network, args)
         if workers.leader and report is not None:
@@ -163,6 +163,12 @@ def _run(network, args) -> int:
     if args.json:
         print(json.dumps(result))
     return EXIT_OK
+
+
+def _single_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _threads(network, args) -> int:

@@ -90,7 +90,11 @@ def _fit(images, shape):
 
 
 def load_folder(root: Path, shape: tuple[int, int, int]) -> Dataset:
-    """One sub-folder per class (sorted by name), images read with Pillow and resized to shape."""
+    """One sub-folder per class (sorted by name), images read with Pillow and resized to shape.
+
+    Files are images by their suffix (IMAGE_SUFFIXES); anything else (a README, .DS_Store) is skipped,
+    but an image file Pillow cannot read is an error naming it, never silently dropped.
+    """
     import numpy as np
     import torch
 
@@ -103,9 +107,14 @@ def load_folder(root: Path, shape: tuple[int, int, int]) -> Dataset:
         raise TrainError(f"{root}: no class sub-folders; put each class's images in its own sub-folder")
     files = []
     for label, name in enumerate(classes):
-        found = sorted(p for p in (root / name).iterdir() if p.is_file() and not p.name.startswith("."))
+        found = sorted(
+            p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        )
         if not found:
-            raise TrainError(f"{root / name}: empty class folder; every class needs at least one image")
+            raise TrainError(
+                f"{root / name}: empty class folder (no {', '.join(sorted(IMAGE_SUFFIXES))} files); "
+                "every class needs at least one image"
+            )
         files += [(p, label) for p in found]
     if len(files) < 2:
         raise TrainError(f"{root}: {len(files)} image; training needs at least 2 (one to train, one to test)")

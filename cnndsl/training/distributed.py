@@ -74,8 +74,9 @@ def join() -> Workers:
     import torch
     import torch.distributed as dist
 
-    cuda = torch.cuda.is_available()
     local = int(os.environ.get("LOCAL_RANK", "0"))
+    # nccl needs a GPU per process; with fewer GPUs than processes, train on CPU over gloo instead
+    cuda = torch.cuda.is_available() and torch.cuda.device_count() >= int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     if cuda:
         torch.cuda.set_device(local)
     dist.init_process_group(backend="nccl" if cuda else "gloo")
