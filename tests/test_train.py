@@ -64,24 +64,26 @@ def digit_folder(root: Path, classes=(0, 1, 2), per_class: int = 40) -> Path:
 
 @pytest.fixture(scope="module")
 def lenet_run(tmp_path_factory):
-    """LeNet-5 trained for 3 epochs on digits, once for the module: (JSON result, weights path, stderr)."""
+    """LeNet-5 trained as `cnndsl train specs/lenet5.cnn --data digits --epochs 10` (about 10 s on 2 cores),
+    once for the module: (JSON result, weights path, stderr)."""
     out = tmp_path_factory.mktemp("lenet") / "lenet5.safetensors"
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(["train", LENET, "--data", "digits", "--epochs", "3", "--seed", "0", "--json", "--out", str(out)])
+        code = main(["train", LENET, "--data", "digits", "--epochs", "10", "--seed", "0", "--json", "--out", str(out)])
     assert code == 0, stderr.getvalue()
     return json.loads(stdout.getvalue().strip().splitlines()[-1]), out, stderr.getvalue()
 
 
-def test_lenet5_learns_digits_in_three_epochs(lenet_run):
+def test_lenet5_reaches_95_percent_on_digits(lenet_run):
     result, out, err = lenet_run
     assert {"train_loss", "test_accuracy", "epochs", "seconds"} <= result.keys()
-    assert result["epochs"] == 3 and len(result["history"]) == 3
-    assert result["test_accuracy"] >= 0.80, result
+    assert result["epochs"] == 10 and len(result["history"]) == 10
+    assert result["test_accuracy"] >= 0.95, result
+    assert result["history"][2]["test_accuracy"] >= 0.80  # it learns fast: chance is 10 %
     losses = [h["train_loss"] for h in result["history"]]
-    assert losses[-1] < losses[0] < 2.5  # it learns: chance level is ln(10) = 2.30
+    assert losses[-1] < 0.2 < 1.0 < losses[0] < 2.5  # from about ln(10) = 2.30 to near zero
     assert result["samples"] == {"train": 1437, "test": 360}
-    assert "epoch 3/3" in err and "test acc" in err  # the per-epoch progress lines
+    assert "epoch 10/10" in err and "test acc" in err  # the per-epoch progress lines
     assert list(weights(out)) == sorted(weight_specs(cnndsl.load(LENET)))  # the shared naming, nothing else
 
 
@@ -100,7 +102,7 @@ def test_saved_weights_give_numba_the_same_predictions_as_torch(lenet_run):
     got = deployed(test.images.numpy())
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     assert (got.argmax(1) == expected.argmax(1)).all()
-    assert (got.argmax(1) == test.labels.numpy()).mean() >= 0.80
+    assert (got.argmax(1) == test.labels.numpy()).mean() >= 0.95
 
 
 def test_frozen_backbone_changes_only_the_head(tmp_path, capsys):

@@ -84,19 +84,12 @@ def run_distributed(tmp_path: Path, epochs: int) -> tuple[dict, subprocess.Compl
 
 
 @needs_gloo
-def test_two_processes_learn(tmp_path):
-    result, proc = run_distributed(tmp_path, epochs=3)
+def test_two_processes_reach_the_single_process_accuracy_band(tmp_path):
+    result, proc = run_distributed(tmp_path, epochs=10)
     assert result["processes"] == 2
     assert result["samples"] == {"train": 1437, "test": 360}  # each rank trains on half; the report is global
-    assert result["test_accuracy"] >= 0.80, result  # the single-process band after 3 epochs (see test_train.py)
-    assert proc.stderr.count("epoch 3/3") == 1  # progress from rank 0 only
-
-
-@needs_gloo
-@pytest.mark.slow
-def test_two_processes_reach_the_single_process_accuracy_band(tmp_path):
-    result, _ = run_distributed(tmp_path, epochs=10)
-    assert result["test_accuracy"] >= 0.95, result
+    assert result["test_accuracy"] >= 0.95, result  # as one process does (test_train.py)
+    assert proc.stderr.count("epoch 10/10") == 1  # progress from rank 0 only
 
 
 @needs_gloo
