@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import re
 from typing import Any
 
 from ..diagnostics import CnnError, error
@@ -30,8 +31,8 @@ def class_name(network: Network) -> str:
         if name and p[0].isdigit():
             name += "_"
         name += p[0].upper() + p[1:]
-    if not name or not name.isidentifier() or name[0].isdigit():
-        name = "Net" + name if name.isidentifier() or not name else "Network"
+    if not name[:1].isalpha():  # empty, or the name was all underscores and digits
+        name = "Net" + name
     if keyword.iskeyword(name) or name in _GLOBALS:
         name += "Net"
     return name
@@ -46,50 +47,72 @@ def _module_attributes() -> frozenset[str]:
     return frozenset(dir(torch.nn.Module()))
 
 
+def _name_error(node: Node, message: str, hint: str) -> CnnError:
+    return CnnError([error("E112", message, node.span, hint)])
+
+
 def _check_names(network: Network) -> None:
     """Node names become attribute paths; a part torch or Python reserves would break the module, so say so."""
     reserved = _module_attributes() | {"forward"}
-    problems = []
     for n in network.layers:
         for part in n.name.split("."):
             if keyword.iskeyword(part) or part in reserved or part.startswith("__"):
-                problems.append(
-                    error(
-                        "E112",
-                        f"the name `{part}` (in `{n.name}`) cannot name a torch submodule",
-                        n.span,
-                        f"label the layer or block differently, e.g. `as my_{part.lstrip('_')}`",
-                    )
+                raise _name_error(
+                    n,
+                    f"the name `{part}` (in `{n.name}`) cannot name a torch submodule",
+                    f"label the layer or block differently, e.g. `as my_{part.lstrip('_')}`",
                 )
-                break
-    if problems:
-        raise CnnError(problems)
 
 
 def _where(node: Node) -> str:
-    """`line 12` in the spec, or `line 12, basic line 7` for a node a block made (numbers and identifiers only)."""
+    """`line 12` of the spec, or `line 12 (resnet.cnn line 7)` for a node a block made there.
+
+    Only numbers and a file name that is an identifier plus `.cnn` appear: no spec text reaches the source.
+    """
     if not node.trace:
         return f"line {node.span.line}"
-    return f"line {node.trace[0].call.line}, {node.trace[-1].block} line {node.span.line}"
+    top = node.trace[0].call
+    if node.span.file == top.file:
+        return f"line {top.line} (block line {node.span.line})"
+    base = re.split(r"[/\\]", node.span.file)[-1]
+    where = base if _FILE.fullmatch(base) else "imported file"
+    return f"line {top.line} ({where} line {node.span.line})"
+
+
+_FILE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.cnn")
 
 
 def _comment(node: Node) -> str:
-    return f"# {_where(node)}: {node.op} -> {format_shape(node.shape)[2:] or 'scalar'}"
+    return f"# {_where(node)}: {node.op} -> {format_shape(node.shape)[2:]}"  # the shape without the batch
 
 
-def _with_comment(line: str, comment: str) -> list[str]:
-    """A trailing comment when the line stays within ruff's width, else the comment on its own line above."""
-    if len(line) + 2 + len(comment) <= LINE:
-        return [f"{line}  {comment}"]
-    indent = line[: len(line) - len(line.lstrip())]
-    return [indent + comment, line]
+def _with_comment(code: list[str], comment: str) -> list[str]:
+    """A trailing comment when one line stays within ruff's width, else the comment on its own line above."""
+    if len(code) == 1 and len(code[0]) + 2 + len(comment) <= LINE:
+        return [f"{code[0]}  {comment}"]
+    indent = code[0][: len(code[0]) - len(code[0].lstrip())]
+    return [indent + comment, *code]
 
 
 def _attr(name: str) -> str:
     return f"self.{name}"
 
 
-def _init_lines(network: Network) -> list[str]:
+def _table_names(network: Network) -> dict[str, str]:
+    """Module-level constant names for connection tables (`C3_TABLE`), made unique if two names fold together."""
+    names: dict[str, str] = {}
+    for n in network.layers:
+        if n.op == "conv" and n.attrs["table"] is not None:
+            base = table_const(n)
+            name, k = base, 1
+            while name in names.values():
+                k += 1
+                name = f"{base}_{k}"
+            names[n.name] = name
+    return names
+
+
+def _init_lines(network: Network, tables: dict[str, str]) -> list[str]:
     lines: list[str] = []
     containers: set[str] = set()
     for n in network.layers:
@@ -103,6 +126,8 @@ def _init_lines(network: Network) -> list[str]:
                 lines.append(f"{INDENT}{_attr(scope)} = nn.Module()")
         ins = [network.node(i).shape for i in n.inputs]
         callee, args = MODULES[n.op](n, ins)
+        if n.name in tables:
+            args[1] = tables[n.name]
         lines += fit_call(INDENT, f"{_attr(n.name)} = {callee}", args)
     for name in network.frozen:
         if _has_weights(network, name):
@@ -126,6 +151,8 @@ class _Variables:
     def __init__(self) -> None:
         self.reserved = {"x", "self", *_GLOBALS, *dir(builtins)}
         self.live: set[str] = set()
+        self.born: dict[str, int] = {"x": 0}  # when each name last started a chain; the oldest keeps going
+        self.clock = 0
 
     def fresh(self, node_name: str) -> str:
         parts = node_name.split(".")
@@ -133,6 +160,8 @@ class _Variables:
         candidates += [f"{candidates[-1]}_{k}" for k in range(2, len(self.live) + 3)]
         name = next(c for c in candidates if c not in self.live and c not in self.reserved and not keyword.iskeyword(c))
         self.live.add(name)
+        self.clock += 1
+        self.born[name] = self.clock
         return name
 
 
@@ -150,25 +179,20 @@ def _forward_lines(network: Network) -> list[str]:
         args = [var[i] for i in n.inputs]
         dying = [var[i] for i in dict.fromkeys(n.inputs) if last_use.get(i) == idx]
         names.live.difference_update(dying)
-        out = "x" if "x" in dying else dying[0] if dying else names.fresh(n.name)
+        # a merge continues the chain that started first (the trunk), so `x` stays the trunk
+        out = min(dying, key=names.born.__getitem__) if dying else names.fresh(n.name)
         names.live.add(out)
         var[n.name] = out
         if n.op in MERGES:
-            expr = MERGES[n.op](args)
+            code = [f"{INDENT}{out} = {MERGES[n.op](args)}"]
+            if len(code[0]) > LINE:  # names are short unless scopes nest very deeply; say so rather than misformat
+                raise _name_error(
+                    n,
+                    f"the names around `{n.name}` are too long for a readable torch module",
+                    "use shorter block or layer labels",
+                )
         else:
-            expr = f"{_attr(n.name)}({args[0]})"
-        code = f"{INDENT}{out} = {expr}"
-        if len(code) > LINE:
-            raise CnnError(
-                [
-                    error(
-                        "E112",
-                        f"the name `{n.name}` is too long for a readable torch module",
-                        n.span,
-                        "use shorter block or layer labels",
-                    )
-                ]
-            )
+            code = fit_call(INDENT, f"{out} = {_attr(n.name)}", [args[0]])
         lines += _with_comment(code, _comment(n))
     lines.append(f"{INDENT}return {var[network.output]}")
     return lines
@@ -178,7 +202,8 @@ def render(network: Network) -> str:
     """The source of a standalone PyTorch module for network (deterministic, ruff-clean)."""
     _check_names(network)
     cls = class_name(network)
-    tables = [n for n in network.layers if n.op == "conv" and n.attrs["table"] is not None]
+    table_names = _table_names(network)
+    tables = [network.node(name) for name in table_names]
     shape_in, shape_out = format_shape(network.input_shape), format_shape(network.output_shape)
     out = [
         f'"""{cls}: a PyTorch module generated by cnndsl from the network `{network.name}`.',
@@ -200,7 +225,7 @@ def render(network: Network) -> str:
             "",
             f"# Connection table of `{n.name}` ({_where(n)}): row k lists the input maps output map k sees.",
         ]
-        out += tuple_literal("", f"{table_const(n)} = ", n.attrs["table"])
+        out += tuple_literal("", f"{table_names[n.name]} = ", n.attrs["table"])
     if tables:
         out += ["", "", *TABLE_CONV.strip("\n").split("\n")]
     out += [
@@ -211,7 +236,7 @@ def render(network: Network) -> str:
         "",
         "    def __init__(self) -> None:",
         "        super().__init__()",
-        *_init_lines(network),
+        *_init_lines(network, table_names),
         "",
         "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
         *_forward_lines(network),

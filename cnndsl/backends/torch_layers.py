@@ -158,6 +158,10 @@ class TableConv2d(nn.Module):
         else:
             self.register_parameter("bias", None)
 
+    def extra_repr(self) -> str:
+        connections = self.weight.shape[0]
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, connections={connections}"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kh, kw = self.kernel_size
         dense = self.weight.new_zeros(self.out_channels * self.in_channels, kh, kw)
@@ -171,7 +175,7 @@ def fit_call(indent: str, head: str, args: list[str], tail: str = "") -> list[st
     """`head(args)tail` laid out as ruff format would: one line, args on one indented line, or one per line."""
     joined = ", ".join(args)
     one = f"{indent}{head}({joined}){tail}"
-    if len(one) <= LINE:
+    if len(one) <= LINE or not args:  # ruff leaves an empty call alone
         return [one]
     if len(indent) + 4 + len(joined) <= LINE:
         return [f"{indent}{head}(", f"{indent}    {joined}", f"{indent}){tail}"]
