@@ -9,12 +9,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from numba_helpers import ATOL, RTOL, build_shared
 
 import cnndsl
 from cnndsl import reference
 from cnndsl.backends import numba_backend
 from cnndsl.commands.verify import random_weights
-from numba_helpers import ATOL, RTOL, build_shared
 
 SPEC = """
 network tiny
@@ -61,8 +61,12 @@ def test_bad_weights_listed_together(net, model):
     assert type(e.value).__name__ == "WeightsError"
     msg = str(e.value)
     assert "4 problem(s)" in msg
-    for part in ("missing key 'conv1.weight'", "missing key 'bn2.running_var'", "unexpected key 'conv9.weight'",
-                 "'fc1.weight' has shape (5, 99), expected (5, 36)"):
+    for part in (
+        "missing key 'conv1.weight'",
+        "missing key 'bn2.running_var'",
+        "unexpected key 'conv9.weight'",
+        "'fc1.weight' has shape (5, 99), expected (5, 36)",
+    ):
         assert part in msg
 
 
@@ -117,8 +121,12 @@ def test_generated_source_is_deterministic_and_plain(net):
     a, b = numba_backend.render(net), numba_backend.render(cnndsl.parse(SPEC))
     assert a == b
     tree = ast.parse(a)
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
     assert imported <= {"math", "os", "numpy", "numba", "safetensors"}, imported
     assert "# line 4: conv1 (conv) -> bn1 (bn) -> relu1 (relu): 4x7x6" in a
     assert "0x" not in a.split("# ---- end of cnndsl numba kernels")[1]  # no object addresses
@@ -146,8 +154,13 @@ def test_standalone_module_in_a_fresh_process(tmp_path, net):
             np.save({str(tmp_path)!r} + "/y_" + name + ".npy", y)
         assert "cnndsl" not in sys.modules and "torch" not in sys.modules, sorted(sys.modules)
     """)
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, timeout=600,
-                   env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    subprocess.run(
+        [sys.executable, "-c", script],
+        check=True,
+        cwd=tmp_path,
+        timeout=600,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     want = reference.run(net, weights, x)
     for name in ("w.npz", "w.safetensors"):
         np.testing.assert_allclose(np.load(tmp_path / f"y_{name}.npy"), want, rtol=RTOL, atol=ATOL)

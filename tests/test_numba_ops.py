@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from numba_helpers import agrees
 
 # Few networks, each covering several ops: every network compiles its own `_forward`.
