@@ -306,3 +306,12 @@ def test_lenet5_reaches_95_percent_on_digits_in_under_two_minutes(tmp_path):
     assert result["test_accuracy"] >= 0.95, result
     assert wall < 120, f"took {wall:.0f} s"
     assert (tmp_path / "lenet5.safetensors").is_file()  # default --out: NETWORK.safetensors
+
+
+def test_small_models_train_on_one_thread_and_large_ones_on_every_core():
+    from cnndsl.training.loop import default_threads
+
+    assert default_threads(cnndsl.load(LENET), 16) == 1  # 0.4 M MACs a sample: threads would only spin
+    resnet = cnndsl.load(ROOT / "specs" / "resnet18.cnn")  # 1.8 G MACs a sample
+    assert default_threads(resnet, 16) == (os.cpu_count() or 1)
+    assert default_threads(resnet, 16, nproc=2) == max(1, (os.cpu_count() or 1) // 2)

@@ -151,7 +151,7 @@ def _run(network, args) -> int:
         samples={"train": len(split.train), "test": len(split.test)},
         classes=list(split.train.classes),
         processes=workers.world,
-        frozen=[n for n in frozen],
+        frozen=list(frozen),
         init=report.to_json() if report else None,
         out=args.out,
     )
