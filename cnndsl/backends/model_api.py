@@ -66,7 +66,8 @@ class ModelBase:
                 problems.append(f"{name!r} has shape {tuple(array.shape)}, expected {tuple(shape)}")
                 continue
             arrays[name] = _np.array(array, dtype=dtype, order="C")  # a copy; ascontiguousarray makes 0-d arrays 1-d
-        missing = [n for n in self.WEIGHTS if n not in arrays and n.rsplit(".", 1)[-1] not in _OPTIONAL]
+        # a mis-shaped key is reported once, as mis-shaped, not also as missing
+        missing = [n for n in self.WEIGHTS if n not in mapping and n.rsplit(".", 1)[-1] not in _OPTIONAL]
         if strict:
             problems += [f"missing key {n!r}" for n in missing]
         if problems:

@@ -1,0 +1,443 @@
+# ---- cnndsl numba kernels (copied verbatim into generated numba modules) --------------------
+# Generic kernels: every shape is read from the arrays at run time, so one compiled kernel
+# serves every layer of every network and compile time does not grow with depth.
+# Layouts: feature maps are float32 C-contiguous NCHW; per-channel ops take (N, C, H*W)
+# views; element-wise ops take flat 1-D views. Activation codes are the ACT_* constants.
+# This file must not import cnndsl: generated modules need only numpy and numba.
+import math as _kmath
+
+import numba as _nb
+import numpy as _knp
+
+ACT_NONE, ACT_RELU, ACT_RELU6, ACT_LEAKY, ACT_SIGMOID, ACT_TANH = 0, 1, 2, 3, 4, 5
+ACT_GELU, ACT_SILU, ACT_HARDSWISH, ACT_HARDSIGMOID = 6, 7, 8, 9
+
+# Below this many multiply-adds a parallel region costs more than it saves.
+PARALLEL_MACS = 1 << 20
+_OC_BLOCK = 4  # output channels per register block of the direct convolution
+
+
+@_nb.njit(cache=True, inline="always")
+def _tanh(v):
+    """float32 tanh as a rational function (Eigen's): a few ulp, branch-free, so loops vectorise."""
+    v = min(max(v, _knp.float32(-7.90531110763549805)), _knp.float32(7.90531110763549805))
+    v2 = v * v
+    p = _knp.float32(-2.76076847742355e-16)
+    p = p * v2 + _knp.float32(2.00018790482477e-13)
+    p = p * v2 + _knp.float32(-8.60467152213735e-11)
+    p = p * v2 + _knp.float32(5.12229709037114e-08)
+    p = p * v2 + _knp.float32(1.48572235717979e-05)
+    p = p * v2 + _knp.float32(6.37261928875436e-04)
+    p = p * v2 + _knp.float32(4.89352455891786e-03)
+    q = _knp.float32(1.19825839466702e-06)
+    q = q * v2 + _knp.float32(1.18534705686654e-04)
+    q = q * v2 + _knp.float32(2.26843463243900e-03)
+    q = q * v2 + _knp.float32(4.89352518554385e-03)
+    return v * p / q
+
+
+@_nb.njit(cache=True, inline="always")
+def _sigmoid(v):
+    return _knp.float32(0.5) + _knp.float32(0.5) * _tanh(_knp.float32(0.5) * v)
+
+
+@_nb.njit(cache=True, inline="always")
+def _act1(v, act, slope):
+    if act == ACT_RELU:
+        return max(v, _knp.float32(0.0))
+    if act == ACT_RELU6:
+        return min(max(v, _knp.float32(0.0)), _knp.float32(6.0))
+    if act == ACT_LEAKY:
+        return v if v > 0.0 else _knp.float32(v * slope)
+    if act == ACT_SIGMOID:
+        return _sigmoid(v)
+    if act == ACT_TANH:
+        return _tanh(v)
+    if act == ACT_GELU:
+        return _knp.float32(0.5 * v * (1.0 + _kmath.erf(v * 0.7071067811865476)))
+    if act == ACT_SILU:
+        return v * _sigmoid(v)
+    if act == ACT_HARDSWISH:
+        return v * min(max(v + _knp.float32(3.0), _knp.float32(0.0)), _knp.float32(6.0)) / _knp.float32(6.0)
+    if act == ACT_HARDSIGMOID:
+        return min(max(v + _knp.float32(3.0), _knp.float32(0.0)), _knp.float32(6.0)) / _knp.float32(6.0)
+    return v
+
+
+@_nb.njit(cache=True)
+def act_copy(x, y, act, slope):
+    """y = act(x) on flat float32 arrays (y may be x). One loop per activation, so each vectorises."""
+    if act == ACT_RELU:
+        for i in range(x.size):
+            y[i] = _act1(x[i], ACT_RELU, slope)
+    elif act == ACT_RELU6:
+        for i in range(x.size):
+            y[i] = _act1(x[i], ACT_RELU6, slope)
+    elif act == ACT_TANH:
+        for i in range(x.size):
+            y[i] = _act1(x[i], ACT_TANH, slope)
+    elif act == ACT_SIGMOID:
+        for i in range(x.size):
+            y[i] = _act1(x[i], ACT_SIGMOID, slope)
+    elif act == ACT_SILU:
+        for i in range(x.size):
+            y[i] = _act1(x[i], ACT_SILU, slope)
+    elif act == ACT_HARDSWISH:
+        for i in range(x.size):
+            y[i] = _act1(x[i], ACT_HARDSWISH, slope)
+    else:
+        for i in range(x.size):
+            y[i] = _act1(x[i], act, slope)
+
+
+@_nb.njit(cache=True)
+def activate(v, act, slope):
+    """Apply an activation in place to a flat float32 array (the fused epilogue)."""
+    if act != ACT_NONE:
+        act_copy(v, v, act, slope)
+
+
+@_nb.njit(cache=True)
+def _span(out, size, k, s, p, d):
+    """The output positions [lo, hi) whose tap k reads inside the input."""
+    off = k * d - p
+    lo = 0 if off >= 0 else (-off + s - 1) // s
+    hi = (size - 1 - off) // s + 1 if size - 1 - off >= 0 else 0
+    return lo, max(lo, min(hi, out))
+
+
+@_nb.njit(cache=True)
+def _direct_task(x, w, b, y, n, g, ob, sh, sw, ph, pw, dh, dw, act, slope):
+    """One image, one block of up to 4 output channels of group g, accumulated in place in y.
+
+    Loop order: input channel, tap, output row, then the contiguous output row innermost;
+    each input pixel loaded feeds four output channels (register blocking)."""
+    cin, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+    h, wd = x.shape[2], x.shape[3]
+    oh, ow = y.shape[2], y.shape[3]
+    cout_g = y.shape[1] // (x.shape[1] // cin)
+    o0 = g * cout_g + ob * _OC_BLOCK
+    nb = min(_OC_BLOCK, (g + 1) * cout_g - o0)
+    xf = x[n].reshape((x.shape[1] * h * wd,))
+    yf = y[n].reshape((y.shape[1] * oh * ow,))
+    plane = oh * ow
+    for k in range(nb):
+        bias = b[o0 + k]
+        for i in range((o0 + k) * plane, (o0 + k + 1) * plane):
+            yf[i] = bias
+    y0 = o0 * plane
+    for ci in range(cin):
+        xc = (g * cin + ci) * h * wd
+        for ky in range(kh):
+            oy_lo, oy_hi = _span(oh, h, ky, sh, ph, dh)
+            for kx in range(kw):
+                lo, hi = _span(ow, wd, kx, sw, pw, dw)
+                off = kx * dw - pw
+                if nb == _OC_BLOCK:
+                    w0 = w[o0, ci, ky, kx]
+                    w1 = w[o0 + 1, ci, ky, kx]
+                    w2 = w[o0 + 2, ci, ky, kx]
+                    w3 = w[o0 + 3, ci, ky, kx]
+                    for oy in range(oy_lo, oy_hi):
+                        xr = xc + (oy * sh - ph + ky * dh) * wd + off
+                        yr = y0 + oy * ow
+                        if sw == 1:
+                            for ox in range(lo, hi):
+                                v = xf[xr + ox]
+                                yf[yr + ox] += w0 * v
+                                yf[yr + plane + ox] += w1 * v
+                                yf[yr + 2 * plane + ox] += w2 * v
+                                yf[yr + 3 * plane + ox] += w3 * v
+                        else:
+                            for ox in range(lo, hi):
+                                v = xf[xr + ox * sw]
+                                yf[yr + ox] += w0 * v
+                                yf[yr + plane + ox] += w1 * v
+                                yf[yr + 2 * plane + ox] += w2 * v
+                                yf[yr + 3 * plane + ox] += w3 * v
+                else:
+                    for k in range(nb):
+                        wk = w[o0 + k, ci, ky, kx]
+                        for oy in range(oy_lo, oy_hi):
+                            xr = xc + (oy * sh - ph + ky * dh) * wd + off
+                            yr = y0 + k * plane + oy * ow
+                            for ox in range(lo, hi):
+                                yf[yr + ox] += wk * xf[xr + ox * sw]
+    if act != ACT_NONE:
+        act_copy(yf[y0 : y0 + nb * plane], yf[y0 : y0 + nb * plane], act, slope)
+
+
+@_nb.njit(cache=True, parallel=True)
+def _direct_parallel(x, w, b, y, groups, sh, sw, ph, pw, dh, dw, act, slope):
+    blocks = (y.shape[1] // groups + _OC_BLOCK - 1) // _OC_BLOCK
+    tasks = y.shape[0] * groups * blocks
+    for t in _nb.prange(tasks):
+        n, rest = t // (groups * blocks), t % (groups * blocks)
+        _direct_task(x, w, b, y, n, rest // blocks, rest % blocks, sh, sw, ph, pw, dh, dw, act, slope)
+
+
+@_nb.njit(cache=True)
+def _im2col(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """Row (c, ky, kx) of col holds the input pixel each output pixel sees through that tap (0 in padding)."""
+    h, wd = x.shape[2], x.shape[3]
+    xf = x[n].reshape((x.shape[1] * h * wd,))
+    cf = col.reshape((col.size,))
+    plane = oh * ow
+    for c in range(x.shape[1]):
+        for ky in range(kh):
+            oy_lo, oy_hi = _span(oh, h, ky, sh, ph, dh)
+            for kx in range(kw):
+                r = ((c * kh + ky) * kw + kx) * plane
+                lo, hi = _span(ow, wd, kx, sw, pw, dw)
+                off = kx * dw - pw
+                for i in range(r, r + oy_lo * ow):
+                    cf[i] = 0.0
+                for oy in range(oy_lo, oy_hi):
+                    d = r + oy * ow
+                    src = (c * h + oy * sh - ph + ky * dh) * wd + off
+                    for ox in range(lo):
+                        cf[d + ox] = 0.0
+                    if sw == 1:
+                        for ox in range(lo, hi):
+                            cf[d + ox] = xf[src + ox]
+                    else:
+                        for ox in range(lo, hi):
+                            cf[d + ox] = xf[src + ox * sw]
+                    for ox in range(hi, ow):
+                        cf[d + ox] = 0.0
+                for i in range(r + oy_hi * ow, r + plane):
+                    cf[i] = 0.0
+
+
+@_nb.njit(cache=True)
+def _bias_act(y2, b, act, slope):
+    for o in range(y2.shape[0]):
+        row = y2[o]
+        bias = b[o]
+        for i in range(row.size):
+            row[i] += bias
+        activate(row, act, slope)
+
+
+@_nb.njit(cache=True)
+def conv2d(x, w, b, y, scratch, groups, sh, sw, ph, pw, dh, dw, gemm, act, slope):
+    """y = act(conv(x, w) + b). gemm=1: im2col + BLAS (groups 1); else the direct blocked kernel."""
+    n_img, cout = y.shape[0], y.shape[1]
+    oh, ow = y.shape[2], y.shape[3]
+    if gemm:
+        cin, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+        k = cin * kh * kw
+        w2 = w.reshape((cout, k))
+        pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
+        for n in range(n_img):
+            y2 = y[n].reshape((cout, oh * ow))
+            if pointwise:
+                _knp.dot(w2, x[n].reshape((cin, oh * ow)), y2)
+            else:
+                col = scratch[: k * oh * ow].reshape((k, oh * ow))
+                _im2col(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+                _knp.dot(w2, col, y2)
+            _bias_act(y2, b, act, slope)
+        return
+    macs = n_img * cout * oh * ow * w.shape[1] * w.shape[2] * w.shape[3]
+    if macs >= PARALLEL_MACS:
+        _direct_parallel(x, w, b, y, groups, sh, sw, ph, pw, dh, dw, act, slope)
+        return
+    blocks = (cout // groups + _OC_BLOCK - 1) // _OC_BLOCK
+    for n in range(n_img):
+        for g in range(groups):
+            for ob in range(blocks):
+                _direct_task(x, w, b, y, n, g, ob, sh, sw, ph, pw, dh, dw, act, slope)
+
+
+@_nb.njit(cache=True)
+def linear(x, wt, b, y, act, slope):
+    """y = act(x @ wt + b) with wt the (in, out) transposed fc weight."""
+    _knp.dot(x, wt, y)
+    for n in range(y.shape[0]):
+        row = y[n]
+        for o in range(row.size):
+            row[o] += b[o]
+        activate(row, act, slope)
+
+
+@_nb.njit(cache=True)
+def maxpool2d(x, y, kh, kw, sh, sw, ph, pw):
+    """Windows clipped to the input (padding never wins a max); ceil mode is in y's shape."""
+    h, wd = x.shape[2], x.shape[3]
+    for n in range(y.shape[0]):
+        for c in range(y.shape[1]):
+            src = x[n, c]
+            for oy in range(y.shape[2]):
+                y0, y1 = max(oy * sh - ph, 0), min(oy * sh - ph + kh, h)
+                for ox in range(y.shape[3]):
+                    x0, x1 = max(ox * sw - pw, 0), min(ox * sw - pw + kw, wd)
+                    m = -_knp.inf
+                    for iy in range(y0, y1):
+                        for ix in range(x0, x1):
+                            m = max(m, src[iy, ix])
+                    y[n, c, oy, ox] = m
+
+
+@_nb.njit(cache=True)
+def avgpool2d(x, y, kh, kw, sh, sw, ph, pw, include_pad):
+    """torch's avg_pool2d divisor: windows clipped at input+padding, or at the input without include_pad."""
+    h, wd = x.shape[2], x.shape[3]
+    for n in range(y.shape[0]):
+        for c in range(y.shape[1]):
+            src = x[n, c]
+            for oy in range(y.shape[2]):
+                ys = oy * sh - ph
+                ye = min(ys + kh, h + ph)
+                y0, y1 = max(ys, 0), min(ye, h)
+                dy = ye - ys if include_pad else y1 - y0
+                for ox in range(y.shape[3]):
+                    xs = ox * sw - pw
+                    xe = min(xs + kw, wd + pw)
+                    x0, x1 = max(xs, 0), min(xe, wd)
+                    dx = xe - xs if include_pad else x1 - x0
+                    s = 0.0
+                    for iy in range(y0, y1):
+                        for ix in range(x0, x1):
+                            s += src[iy, ix]
+                    y[n, c, oy, ox] = s / (dy * dx)
+
+
+@_nb.njit(cache=True)
+def adaptive_avgpool2d(x, y):
+    h, wd = x.shape[2], x.shape[3]
+    oh, ow = y.shape[2], y.shape[3]
+    for n in range(y.shape[0]):
+        for c in range(y.shape[1]):
+            src = x[n, c]
+            for oy in range(oh):
+                y0, y1 = (oy * h) // oh, ((oy + 1) * h + oh - 1) // oh
+                for ox in range(ow):
+                    x0, x1 = (ox * wd) // ow, ((ox + 1) * wd + ow - 1) // ow
+                    s = 0.0
+                    for iy in range(y0, y1):
+                        for ix in range(x0, x1):
+                            s += src[iy, ix]
+                    y[n, c, oy, ox] = s / ((y1 - y0) * (x1 - x0))
+
+
+@_nb.njit(cache=True)
+def global_pool(x, y, is_max):
+    """(N, C, HW) -> (N, C, 1): mean or max over positions."""
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            src = x[n, c]
+            if is_max:
+                m = -_knp.inf
+                for i in range(src.size):
+                    m = max(m, src[i])
+                y[n, c, 0] = m
+            else:
+                s = 0.0
+                for i in range(src.size):
+                    s += src[i]
+                y[n, c, 0] = s / src.size
+
+
+@_nb.njit(cache=True)
+def scale_shift(x, scale, shift, y, act, slope):
+    """Batch norm from running statistics, as y = x * scale[c] + shift[c], on (N, C, HW)."""
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            src, dst = x[n, c], y[n, c]
+            a, b = scale[c], shift[c]
+            for i in range(src.size):
+                dst[i] = src[i] * a + b
+            activate(dst, act, slope)
+
+
+@_nb.njit(cache=True)
+def add2(a, b, y, act, slope):
+    """y = act(a + b) on flat arrays (y may alias a or b)."""
+    for i in range(y.size):
+        y[i] = a[i] + b[i]
+    activate(y, act, slope)
+
+
+@_nb.njit(cache=True)
+def mul2(a, b, y, act, slope):
+    """y = act(a * b) on (N, C, HW) views; an operand with HW == 1 broadcasts over positions."""
+    for n in range(y.shape[0]):
+        for c in range(y.shape[1]):
+            ra, rb, dst = a[n, c], b[n, c], y[n, c]
+            for i in range(dst.size):
+                dst[i] = ra[i if ra.size > 1 else 0] * rb[i if rb.size > 1 else 0]
+            activate(dst, act, slope)
+
+
+@_nb.njit(cache=True)
+def copy_channels(x, y, c0):
+    """Concatenation: x (N, C, HW) into channels c0.. of y (N, C', HW)."""
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            y[n, c0 + c, :] = x[n, c, :]
+
+
+@_nb.njit(cache=True)
+def softmax(x, y):
+    """Softmax over dim 1 of (N, C, HW)."""
+    for n in range(x.shape[0]):
+        for i in range(x.shape[2]):
+            m = -_knp.inf
+            for c in range(x.shape[1]):
+                m = max(m, x[n, c, i])
+            s = 0.0
+            for c in range(x.shape[1]):
+                e = _kmath.exp(x[n, c, i] - m)
+                y[n, c, i] = e
+                s += e
+            for c in range(x.shape[1]):
+                y[n, c, i] = y[n, c, i] / s
+
+
+# -- weight preparation (plain numpy, run once at load time) -----------------------------------
+def dense_table_kernel(packed, table, in_channels):
+    """A connection table's packed (connections, kh, kw) kernels as a dense (out, in, kh, kw) kernel."""
+    dense = _knp.zeros((len(table), in_channels, *packed.shape[1:]), _knp.float32)
+    k = 0
+    for o, row in enumerate(table):
+        for i in row:
+            dense[o, i] = packed[k]
+            k += 1
+    return dense
+
+
+def bn_scale_shift(weights, prefix, eps):
+    """Batch norm's affine form from running statistics, in float64 for accuracy."""
+    scale = weights[prefix + ".weight"].astype(_knp.float64) / _knp.sqrt(
+        weights[prefix + ".running_var"].astype(_knp.float64) + eps
+    )
+    shift = weights[prefix + ".bias"] - weights[prefix + ".running_mean"] * scale
+    return scale, shift
+
+
+def conv_params(weights, name, out, table, in_channels, bn, eps):
+    """A conv's dense kernel and bias, with the following batch norm (if any) folded in."""
+    w = weights[name + ".weight"].astype(_knp.float64)
+    if table is not None:
+        w = dense_table_kernel(w, table, in_channels).astype(_knp.float64)
+    b = weights[name + ".bias"].astype(_knp.float64) if name + ".bias" in weights else _knp.zeros(out)
+    if bn is not None:
+        scale, shift = bn_scale_shift(weights, bn, eps)
+        w = w * scale[:, None, None, None]
+        b = b * scale + shift
+    return w, b
+
+
+def fc_params(weights, name, out, bn, eps):
+    """An fc's (out, in) weight and bias, with the following batch norm (if any) folded in."""
+    w = weights[name + ".weight"].astype(_knp.float64)
+    b = weights[name + ".bias"].astype(_knp.float64) if name + ".bias" in weights else _knp.zeros(out)
+    if bn is not None:
+        scale, shift = bn_scale_shift(weights, bn, eps)
+        w = w * scale[:, None]
+        b = b * scale + shift
+    return w, b
+
+
+# ---- end of cnndsl numba kernels --------------------------------------------------------------

@@ -1,0 +1,53 @@
+"""Every op of the language on the numba backend, against the reference evaluator."""
+
+from __future__ import annotations
+
+import pytest
+from numba_helpers import agrees
+
+# Few networks, each covering several ops: every network compiles its own `_forward`.
+NETWORKS = {
+    "convs": """
+input 4x11x9
+conv3x3(8, stride=2, bias=false) -> bn -> relu
+-> conv(6, kernel=(3, 2), pad=(2, 0), dilation=(2, 1)) -> relu6
+-> conv(6, kernel=3, groups=3, stride=(1, 2), pad=1) -> leaky_relu(0.2)
+-> dwconv3x3(2, pad=2, dilation=2) -> bn -> tanh
+-> conv1x1(5) -> sigmoid
+""",
+    "table_and_pools": """
+input 3x13x13
+conv3x3(4, pad=0, table=[[0], [1, 2], [0, 2], [0, 1, 2]]) -> silu
+-> maxpool3(stride=2, ceil=true) -> avgpool2(stride=1, pad=1, include_pad=false) -> hardswish
+-> avgpool3(stride=2, pad=1, ceil=true) -> hardsigmoid -> maxpool2(stride=1, pad=1)
+-> adaptive_avgpool((2, 3)) -> gelu
+""",
+    "merges": """
+input 6x7x7
+conv3x3(8) -> bn
+-> residual(conv3x3(8) -> relu -> conv3x3(8), shortcut=identity) -> relu
+-> add(conv1x1(8), conv3x3(8), identity)
+-> concat(conv1x1(3), maxpool3(stride=1, pad=1), avgpool3(stride=1, pad=1) -> conv1x1(2))
+-> mul(gap -> conv1x1(13) -> sigmoid, identity, conv1x1(13))
+-> mul(gmp, gap) -> flatten -> fc(7)
+""",
+    "dense_head": """
+input 2x6x6
+bn -> conv3x3(4) -> gmp -> flatten -> dropout(0.3) -> fc(12) -> bn -> relu -> fc(9, bias=false)
+-> leaky_relu(0.1) -> bn -> fc(5) -> softmax
+""",
+    "softmax_map": """
+input 3x5x4
+conv1x1(4, bias=false) -> softmax -> avgpool2(ceil=true) -> flatten -> relu -> softmax
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_ops_match_reference(name):
+    err, out = agrees(NETWORKS[name], seed=1, batch=3)
+    assert out.std() > 0, "a constant output would hide errors"
+
+
+def test_flat_input_network():
+    agrees("input 20\nfc(16) -> bn -> silu -> dropout(0.5) -> fc(4) -> softmax")
