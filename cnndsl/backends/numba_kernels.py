@@ -133,36 +133,48 @@ def _direct_task(x, w, b, y, n, g, ob, sh, sw, ph, pw, dh, dw, act, slope):
             for kx in range(kw):
                 lo, hi = _span(ow, wd, kx, sw, pw, dw)
                 off = kx * dw - pw
+                cnt = hi - lo
+                if cnt <= 0:
+                    continue
+                # Loops below index views from 0: numba then drops its negative-index checks and they vectorise.
                 if nb == _OC_BLOCK:
                     w0 = w[o0, ci, ky, kx]
                     w1 = w[o0 + 1, ci, ky, kx]
                     w2 = w[o0 + 2, ci, ky, kx]
                     w3 = w[o0 + 3, ci, ky, kx]
                     for oy in range(oy_lo, oy_hi):
-                        xr = xc + (oy * sh - ph + ky * dh) * wd + off
-                        yr = y0 + oy * ow
-                        if sw == 1:
-                            for ox in range(lo, hi):
-                                v = xf[xr + ox]
-                                yf[yr + ox] += w0 * v
-                                yf[yr + plane + ox] += w1 * v
-                                yf[yr + 2 * plane + ox] += w2 * v
-                                yf[yr + 3 * plane + ox] += w3 * v
+                        xr = xc + (oy * sh - ph + ky * dh) * wd + off + lo * sw
+                        yr = y0 + oy * ow + lo
+                        r0 = yf[yr : yr + cnt]
+                        r1 = yf[yr + plane : yr + plane + cnt]
+                        r2 = yf[yr + 2 * plane : yr + 2 * plane + cnt]
+                        r3 = yf[yr + 3 * plane : yr + 3 * plane + cnt]
+                        if sw == 1:  # a contiguous view: unit-stride vector loads
+                            xs = xf[xr : xr + cnt]
+                            for i in range(cnt):
+                                v = xs[i]
+                                r0[i] += w0 * v
+                                r1[i] += w1 * v
+                                r2[i] += w2 * v
+                                r3[i] += w3 * v
                         else:
-                            for ox in range(lo, hi):
-                                v = xf[xr + ox * sw]
-                                yf[yr + ox] += w0 * v
-                                yf[yr + plane + ox] += w1 * v
-                                yf[yr + 2 * plane + ox] += w2 * v
-                                yf[yr + 3 * plane + ox] += w3 * v
+                            xt = xf[xr : xr + (cnt - 1) * sw + 1 : sw]
+                            for i in range(cnt):
+                                v = xt[i]
+                                r0[i] += w0 * v
+                                r1[i] += w1 * v
+                                r2[i] += w2 * v
+                                r3[i] += w3 * v
                 else:
                     for k in range(nb):
                         wk = w[o0 + k, ci, ky, kx]
                         for oy in range(oy_lo, oy_hi):
-                            xr = xc + (oy * sh - ph + ky * dh) * wd + off
-                            yr = y0 + k * plane + oy * ow
-                            for ox in range(lo, hi):
-                                yf[yr + ox] += wk * xf[xr + ox * sw]
+                            xr = xc + (oy * sh - ph + ky * dh) * wd + off + lo * sw
+                            yr = y0 + k * plane + oy * ow + lo
+                            xs = xf[xr : xr + (cnt - 1) * sw + 1 : sw]
+                            r = yf[yr : yr + cnt]
+                            for i in range(cnt):
+                                r[i] += wk * xs[i]
     if act != ACT_NONE:
         act_copy(yf[y0 : y0 + nb * plane], yf[y0 : y0 + nb * plane], act, slope)
 
@@ -193,18 +205,21 @@ def _im2col(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
                 for i in range(r, r + oy_lo * ow):
                     cf[i] = 0.0
                 for oy in range(oy_lo, oy_hi):
-                    d = r + oy * ow
-                    src = (c * h + oy * sh - ph + ky * dh) * wd + off
-                    for ox in range(lo):
-                        cf[d + ox] = 0.0
+                    row = cf[r + oy * ow : r + (oy + 1) * ow]
+                    src = (c * h + oy * sh - ph + ky * dh) * wd + off + lo * sw
+                    for i in range(lo):
+                        row[i] = 0.0
+                    dst = row[lo:hi]
                     if sw == 1:
-                        for ox in range(lo, hi):
-                            cf[d + ox] = xf[src + ox]
-                    else:
-                        for ox in range(lo, hi):
-                            cf[d + ox] = xf[src + ox * sw]
-                    for ox in range(hi, ow):
-                        cf[d + ox] = 0.0
+                        xs = xf[src : src + hi - lo]
+                        for i in range(hi - lo):
+                            dst[i] = xs[i]
+                    elif hi > lo:
+                        xt = xf[src : src + (hi - lo - 1) * sw + 1 : sw]
+                        for i in range(hi - lo):
+                            dst[i] = xt[i]
+                    for i in range(hi, ow):
+                        row[i] = 0.0
                 for i in range(r + oy_hi * ow, r + plane):
                     cf[i] = 0.0
 
