@@ -19,7 +19,19 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+
+def _thread_env() -> None:
+    """--threads N must reach OpenBLAS, OpenMP and Numba before numpy loads them."""
+    for i, arg in enumerate(sys.argv):
+        value = sys.argv[i + 1] if arg == "--threads" and i + 1 < len(sys.argv) else arg.partition("=")[2]
+        if arg == "--threads" or arg.startswith("--threads="):
+            for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+                os.environ[var] = value
+
+
+_thread_env()
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -205,9 +217,13 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=200, help="at most this many interleaved rounds")
     p.add_argument("--budget", type=float, default=20.0, help="stop the rounds after this many seconds")
     p.add_argument("--layers", action="store_true", help="also time each 3x3 conv alone")
+    p.add_argument("--threads", type=int, default=None, help="threads for both backends (default: all cores)")
     args = p.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     network = cnndsl.load(args.spec, input_shape=args.input)
     weights = random_weights(network, 0)
