@@ -189,13 +189,13 @@ def _direct_parallel(x, w, b, y, groups, sh, sw, ph, pw, dh, dw, act, slope):
 
 
 @_nb.njit(cache=True)
-def _im2col(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    """Row (c, ky, kx) of col holds the input pixel each output pixel sees through that tap (0 in padding)."""
+def _im2col_channel(x, n, c, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """Rows (c, ky, kx) of col: the input pixel each output pixel sees through that tap (0 in padding)."""
     h, wd = x.shape[2], x.shape[3]
     xf = x[n].reshape((x.shape[1] * h * wd,))
     cf = col.reshape((col.size,))
     plane = oh * ow
-    for c in range(x.shape[1]):
+    if True:
         for ky in range(kh):
             oy_lo, oy_hi = _span(oh, h, ky, sh, ph, dh)
             for kx in range(kw):
@@ -222,6 +222,17 @@ def _im2col(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
                         row[i] = 0.0
                 for i in range(r + oy_hi * ow, r + plane):
                     cf[i] = 0.0
+
+
+@_nb.njit(cache=True, parallel=True)
+def _im2col(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """im2col is memory-bound and, left serial, costs a third of a big 3x3 conv: split it over channels."""
+    if x.shape[1] * kh * kw * oh * ow < PARALLEL_MACS:
+        for c in range(x.shape[1]):
+            _im2col_channel(x, n, c, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    else:
+        for c in _nb.prange(x.shape[1]):
+            _im2col_channel(x, n, c, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
 
 
 @_nb.njit(cache=True)
