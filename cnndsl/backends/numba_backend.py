@@ -2,10 +2,12 @@
 
 The generated module holds three parts: the shared model API (model_api.py), the
 generic kernel library (numba_kernels.py), both copied verbatim, and the network:
-its WEIGHTS table, a `_forward` compiled once with one kernel call per layer, and a
-`Model` whose `_set_weights` packs every kernel into one flat array (batch norm folded
-into the conv before it). A planning pass fuses batch norm and activations into the
-layer before them and assigns every intermediate a slot in one preallocated arena.
+its WEIGHTS table, a `_forward` with one kernel call per layer (itself compiled into
+one call for small networks), and a `Model` whose `_set_weights` packs every kernel
+into one flat array (batch norm folded into the conv or fc before it). A planning
+pass fuses batch norm and activations into the layer before them and gives every
+intermediate a slot in one arena, preallocated per batch size and reused once dead.
+Kernels read every shape at run time, so compile time does not grow with depth.
 """
 
 from __future__ import annotations
