@@ -123,6 +123,11 @@ def _tuple(items) -> str:
     return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
 
+def _literal(init) -> str:
+    """A weight's init: a fan-in (int) or "ones"/"zeros", written with double quotes like the rest."""
+    return str(int(init)) if isinstance(init, int) else f'"{init}"' if init in ("ones", "zeros") else repr(init)
+
+
 def _dims(shape) -> str:
     return _tuple(["n", *shape])
 
@@ -363,7 +368,7 @@ def render(network: Network, inline_kernels: bool = True) -> str:
     r.render_steps()
     specs = weight_specs(network)
     weights = "\n".join(
-        f'    "{k}": ({tuple(s.shape)!r}, "{s.dtype}", "{s.kind}", {s.init!r}),' for k, s in specs.items()
+        f'    "{k}": ({tuple(s.shape)!r}, "{s.dtype}", "{s.kind}", {_literal(s.init)}),' for k, s in specs.items()
     )
     kernels = (
         _kernels()
