@@ -151,14 +151,19 @@ def functional_torch(network, tw):
     return run
 
 
-def interleaved(fns: dict, repeats: int, budget_s: float) -> dict[str, list[float]]:
+def interleaved(fns: dict, repeats: int, budget_s: float, block: int = 5) -> dict[str, list[float]]:
+    """Alternate the backends in blocks of `block` calls, timing each call; the first call of every block
+    is dropped: it pays for the other library's thread pool still spinning on the cores (torch's OpenMP
+    workers spin for a while after each op and would otherwise be billed to whichever backend runs next)."""
     times = {k: [] for k in fns}
     start = time.perf_counter()
-    for r in range(repeats):
+    for r in range(0, repeats, block):
         for name, f in fns.items():
-            t = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - t)
+            for i in range(block + 1):
+                t = time.perf_counter()
+                f()
+                if i:
+                    times[name].append(time.perf_counter() - t)
         if r >= 5 and time.perf_counter() - start > budget_s:
             break
     return times
