@@ -52,7 +52,9 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("CNNDSL_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "cnndsl")
+    root = os.environ.get("CNNDSL_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "cnndsl"
+    )
     path = Path(root) / "generated"
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -103,11 +103,15 @@ class ModelBase:
     # -- inputs -------------------------------------------------------------------------------
     def _check_input(self, x):
         if not isinstance(x, _np.ndarray):
-            raise InputError(f"expected a numpy array of shape (N, {', '.join(map(str, self.INPUT_SHAPE))}), got {type(x).__name__}")
+            raise InputError(
+                f"expected a numpy array of shape (N, {', '.join(map(str, self.INPUT_SHAPE))}), got {type(x).__name__}"
+            )
         if x.dtype != _np.float32:
             raise InputError(f"expected float32 input, got {x.dtype}; use x.astype(numpy.float32)")
         if x.ndim != len(self.INPUT_SHAPE) + 1 or tuple(x.shape[1:]) != tuple(self.INPUT_SHAPE):
             expected = "x".join(["N", *map(str, self.INPUT_SHAPE)])
             raise InputError(f"expected input of shape {expected}, got {'x'.join(map(str, x.shape))}")
         return _np.ascontiguousarray(x)
+
+
 # ---- end of cnndsl model API -------------------------------------------------------------

@@ -1,0 +1,282 @@
+"""Numba backend vs torch eager, in one process, interleaved: latency, ratio, GFLOP/s and share of peak.
+
+    python benchmarks/backends.py --spec specs/lenet5.cnn --batch 1
+    python benchmarks/backends.py --spec specs/resnet18.cnn --batch 1 --layers
+
+Both backends get the same random weights (batch norm statistics included) and the
+same input; their outputs are checked to agree before anything is timed. The machine
+peak is the best of a few large sgemm calls (numpy and torch) in the same run.
+`--layers` also times every 3x3 convolution on its own (numba kernel vs F.conv2d).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def _thread_env() -> None:
+    """--threads N must reach OpenBLAS, OpenMP and Numba before numpy loads them."""
+    for i, arg in enumerate(sys.argv):
+        value = sys.argv[i + 1] if arg == "--threads" and i + 1 < len(sys.argv) else arg.partition("=")[2]
+        if arg == "--threads" or arg.startswith("--threads="):
+            for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+                os.environ[var] = value
+
+
+_thread_env()
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import cnndsl  # noqa: E402
+from cnndsl.analysis.params import node_weights  # noqa: E402
+from cnndsl.cli import parse_dims  # noqa: E402
+from cnndsl.commands.verify import compare, random_weights  # noqa: E402
+from cnndsl.ops import OPS  # noqa: E402
+
+
+def total_macs(network) -> int:
+    return sum(node_macs(network, n) for n in network.layers)
+
+
+def node_macs(network, node) -> int:
+    ins = [network.node(i).shape for i in node.inputs]
+    return OPS[node.op].macs(node.attrs, ins, node.shape)
+
+
+def sgemm_peak(size: int = 2048, tries: int = 5) -> float:
+    """Best GFLOP/s of a large float32 matrix product, numpy and torch: this machine's practical peak."""
+    import torch
+
+    a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
+    ta = torch.from_numpy(a)
+    best = 0.0
+    for _ in range(tries):
+        for f in (lambda: a @ a, lambda: ta @ ta):
+            t = time.perf_counter()
+            f()
+            best = max(best, 2 * size**3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def torch_model(network, weights):
+    """The torch backend when it is there; else torch.nn.functional straight from the IR."""
+    import torch
+
+    tw = {k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}
+    try:
+        model = cnndsl.build(network, backend="torch", train=False)
+        model.load_state_dict(tw)
+        return model, "torch backend (eager)"
+    except ImportError:
+        return functional_torch(network, tw), "torch.nn.functional from the IR (torch backend not installed)"
+
+
+def functional_torch(network, tw):
+    import torch
+    import torch.nn.functional as F
+
+    from cnndsl.reference import full_kernel
+
+    dense = {}
+    for n in network.layers:
+        if n.op == "conv" and n.attrs["table"] is not None:
+            c = network.node(n.inputs[0]).shape[0]
+            dense[n.name] = torch.from_numpy(full_kernel(n, tw[n.name + ".weight"].numpy(), c))
+
+    def act(op, x, a):
+        table = {
+            "relu": F.relu,
+            "relu6": F.relu6,
+            "sigmoid": torch.sigmoid,
+            "tanh": torch.tanh,
+            "gelu": F.gelu,
+            "silu": F.silu,
+            "hardswish": F.hardswish,
+            "hardsigmoid": F.hardsigmoid,
+            "dropout": lambda v: v,
+            "flatten": lambda v: v.flatten(1),
+            "gap": lambda v: v.mean((2, 3), keepdim=True),
+            "gmp": lambda v: v.amax((2, 3), keepdim=True),
+            "softmax": lambda v: torch.softmax(v, 1),
+        }
+        if op == "leaky_relu":
+            return F.leaky_relu(x, a["slope"])
+        return table[op](x)
+
+    def run(x):
+        v = {"input": x}
+        for n in network.layers:
+            a, args, w = n.attrs, [v[i] for i in n.inputs], lambda k, n=n: tw.get(f"{n.name}.{k}")
+            if n.op == "conv":
+                v[n.name] = F.conv2d(
+                    args[0],
+                    dense.get(n.name, w("weight")),
+                    w("bias"),
+                    a["stride"],
+                    a["pad"],
+                    a["dilation"],
+                    a["groups"],
+                )
+            elif n.op == "maxpool":
+                v[n.name] = F.max_pool2d(args[0], a["kernel"], a["stride"], a["pad"], ceil_mode=a["ceil"])
+            elif n.op == "avgpool":
+                v[n.name] = F.avg_pool2d(args[0], a["kernel"], a["stride"], a["pad"], a["ceil"], a["include_pad"])
+            elif n.op == "adaptive_avgpool":
+                v[n.name] = F.adaptive_avg_pool2d(args[0], a["size"])
+            elif n.op == "fc":
+                v[n.name] = F.linear(args[0], w("weight"), w("bias"))
+            elif n.op == "bn":
+                v[n.name] = F.batch_norm(
+                    args[0], w("running_mean"), w("running_var"), w("weight"), w("bias"), False, 0.0, a["eps"]
+                )
+            elif n.op in ("add", "mul"):
+                out = args[0]
+                for other in args[1:]:
+                    out = out + other if n.op == "add" else out * other
+                v[n.name] = out
+            elif n.op == "concat":
+                v[n.name] = torch.cat(args, 1)
+            else:
+                v[n.name] = act(n.op, args[0], a)
+        return v[network.output]
+
+    return run
+
+
+def interleaved(fns: dict, repeats: int, budget_s: float, block: int = 5) -> dict[str, list[float]]:
+    """Alternate the backends in blocks of `block` calls, timing each call; the first call of every block
+    is dropped: it pays for the other library's thread pool still spinning on the cores (torch's OpenMP
+    workers spin for a while after each op and would otherwise be billed to whichever backend runs next)."""
+    times = {k: [] for k in fns}
+    start = time.perf_counter()
+    for r in range(0, repeats, block):
+        for name, f in fns.items():
+            for i in range(block + 1):
+                t = time.perf_counter()
+                f()
+                if i:
+                    times[name].append(time.perf_counter() - t)
+        if r >= 5 and time.perf_counter() - start > budget_s:
+            break
+    return times
+
+
+def layer_table(network, model_module, batch: int, peak: float, repeats: int) -> None:
+    """Every 3x3 conv timed alone: the numba kernel (BN folded shapes) vs F.conv2d."""
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    rows, tot_macs, tot_nb, tot_t = [], 0, 0.0, 0.0
+    for n in network.layers:
+        a = n.attrs
+        if n.op != "conv" or a["kernel"] != (3, 3) or a["groups"] != 1:
+            continue
+        cin = network.node(n.inputs[0]).shape
+        x = rng.standard_normal((batch, *cin)).astype(np.float32)
+        w = rng.standard_normal(node_weights(network, n)["weight"].shape).astype(np.float32)
+        b = np.zeros(n.shape[0], np.float32)
+        y = np.empty((batch, *n.shape), np.float32)
+        scratch = np.empty(cin[0] * 9 * n.shape[1] * n.shape[2], np.float32)
+        (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
+        conv = model_module.conv2d
+        nb_args = (x, w, b, y, scratch, 1, sh, sw, ph, pw, dh, dw, 1, 1, 0.0)
+        t_args = (torch.from_numpy(x), torch.from_numpy(w), None, a["stride"], a["pad"], a["dilation"])
+        fns = {
+            "numba": lambda conv=conv, nb_args=nb_args: conv(*nb_args),
+            "torch": lambda t_args=t_args: F.conv2d(*t_args),
+        }
+        with torch.no_grad():
+            for f in fns.values():
+                f()
+            times = interleaved(fns, repeats, 3.0)
+        macs = node_macs(network, n) * batch
+        t_nb, t_t = statistics.median(times["numba"]), statistics.median(times["torch"])
+        tot_macs, tot_nb, tot_t = tot_macs + macs, tot_nb + t_nb, tot_t + t_t
+        rows.append((n.name, "x".join(map(str, n.shape)), t_nb * 1e3, t_t * 1e3, 2 * macs / t_nb / 1e9))
+    print(f"\n3x3 convolutions alone (batch {batch}), median ms:")
+    print(f"{'layer':<24} {'output':<12} {'numba':>8} {'torch':>8} {'GFLOP/s':>8} {'of peak':>8}")
+    for name, shape, tn, tt, gf in rows:
+        print(f"{name:<24} {shape:<12} {tn:8.3f} {tt:8.3f} {gf:8.1f} {gf / peak:8.0%}")
+    if rows:
+        gf = 2 * tot_macs / tot_nb / 1e9
+        print(
+            f"{'all 3x3 convs':<37} {tot_nb * 1e3:8.3f} {tot_t * 1e3:8.3f} {gf:8.1f} {gf / peak:8.0%}"
+            f"   (torch {2 * tot_macs / tot_t / 1e9:.1f} GFLOP/s)"
+        )
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--spec", required=True)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--input", type=parse_dims, default=None, metavar="CxHxW")
+    p.add_argument("--repeats", type=int, default=200, help="at most this many interleaved rounds")
+    p.add_argument("--budget", type=float, default=20.0, help="stop the rounds after this many seconds")
+    p.add_argument("--layers", action="store_true", help="also time each 3x3 conv alone")
+    p.add_argument("--threads", type=int, default=None, help="threads for both backends (default: all cores)")
+    args = p.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    network = cnndsl.load(args.spec, input_shape=args.input)
+    weights = random_weights(network, 0)
+    x = np.random.default_rng(1).standard_normal((args.batch, *network.input_shape)).astype(np.float32)
+
+    t = time.perf_counter()
+    from cnndsl.backends import import_source, numba_backend
+
+    module = import_source(numba_backend.render(network), "numba")
+    nb = numba_backend.instantiate(module)
+    nb.load_state_dict(weights)
+    y_nb = nb(x)
+    first_call = time.perf_counter() - t
+    tm, torch_kind = torch_model(network, weights)
+    tx = torch.from_numpy(x)
+    with torch.no_grad():
+        y_t = tm(tx).numpy()
+    abs_err, rel_err, ok = compare(y_nb, y_t, 1e-4, 1e-5)
+
+    peak = sgemm_peak()
+    with torch.no_grad():
+        times = interleaved({"numba": lambda: nb(x), "torch": lambda: tm(tx)}, args.repeats, args.budget)
+    macs = total_macs(network) * args.batch
+    t_nb, t_t = statistics.median(times["numba"]), statistics.median(times["torch"])
+
+    print(
+        f"{network.name}: input {'x'.join(map(str, (args.batch, *network.input_shape)))}, "
+        f"{macs / 1e6:.2f} M MACs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
+        f"{os.getloadavg()[0]:.1f}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
+        f"sgemm peak {peak:.1f} GFLOP/s"
+    )
+    print(f"numba first call (compile or cache load + run): {first_call:.2f} s; torch: {torch_kind}")
+    print(f"outputs agree: {'yes' if ok else 'NO'} (max abs {abs_err:.2e}, max rel {rel_err:.2e})")
+    print(
+        f"{'backend':<8} {'median ms':>10} {'min ms':>8} {'GFLOP/s':>8} {'of peak':>8}   rounds {len(times['numba'])}"
+    )
+    for name, ts in (("numba", times["numba"]), ("torch", times["torch"])):
+        med = statistics.median(ts)
+        gf = 2 * macs / med / 1e9
+        print(f"{name:<8} {med * 1e3:10.3f} {min(ts) * 1e3:8.3f} {gf:8.2f} {gf / peak:8.1%}")
+    print(f"numba vs torch eager: {t_t / t_nb:.2f}x {'faster' if t_t >= t_nb else 'slower'} (median ratio)")
+    if args.layers:
+        layer_table(network, module, args.batch, peak, min(args.repeats, 30))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
