@@ -219,26 +219,27 @@ def _act(step: Step | None) -> str:
     return f"{ACTIVATIONS[step.act.op]}, {_py(step.act.attrs.get('slope', 0.0))}"
 
 
-def _bn_args(bn: Node) -> str:
-    k = bn.name
-    return f'w["{k}.weight"], w["{k}.bias"], w["{k}.running_mean"], w["{k}.running_var"], {_py(bn.attrs["eps"])}'
-
+def _bn_ref(bn: Node) -> str:
+    """A batch norm as the weight-preparation helpers of the model API take it: node name, eps."""
+    return f'"{bn.name}", {_py(bn.attrs["eps"])}'
 
 def _prep_folded(network: Network, step: Step) -> list[str]:
     node, a = step.node, step.node.attrs
-    weight = f'w["{node.name}.weight"]'
+    args = f'w, "{node.name}"'
+    if step.bn:
+        args += f", {_bn_ref(step.bn)}"
     if node.op == "conv" and a["table"] is not None:
-        in_channels = network.node(node.inputs[0]).shape[0]
-        weight = f"expand_table({weight}, TABLES[{_q(node.name)}], {in_channels})"
-    bias = f'w["{node.name}.bias"]' if a["bias"] else "None"
-    bn = f"batchnorm_scale_shift({_bn_args(step.bn)})" if step.bn else "None"
-    return [f'p["{node.name}.weight"], p["{node.name}.shift"] = fold({weight}, {bias}, {bn})']
+        args += f", table=TABLES[{_q(node.name)}], in_channels={network.node(node.inputs[0]).shape[0]}"
+    return [
+        f"weight, shift = folded_weights({args})",
+        f'p["{node.name}.weight"], p["{node.name}.shift"] = weight.astype(_np.float32), shift.astype(_np.float32)',
+    ]
 
 
 def _prep_bn(network: Network, step: Step) -> list[str]:
     k = step.node.name
     return [
-        f"scale, shift = batchnorm_scale_shift({_bn_args(step.node)})",
+        f"scale, shift = bn_scale_shift(w, {_bn_ref(step.node)})",
         f'p["{k}.scale"], p["{k}.shift"] = scale.astype(_np.float32), shift.astype(_np.float32)',
     ]
 

@@ -5,8 +5,6 @@
 # configuration from the array shapes and launches it once.
 import math as _kmath
 
-import numpy as _knp
-
 try:
     from numba import cuda
     from numba import float32 as _f32
@@ -376,34 +374,6 @@ def _blocks(size):
 
 def _flat(a):
     return a.reshape(a.size)
-
-
-def expand_table(packed, table, in_channels):
-    """A connection table's packed (connections, kh, kw) kernels as a dense (out, in, kh, kw) kernel."""
-    dense = _knp.zeros((len(table), in_channels, *packed.shape[1:]), _knp.float32)
-    k = 0
-    for o, row in enumerate(table):
-        for i in row:
-            dense[o, i] = packed[k]
-            k += 1
-    return dense
-
-
-def batchnorm_scale_shift(gamma, beta, mean, var, eps):
-    """Batch norm at inference as y = x * scale + shift, per channel (computed in float64)."""
-    scale = gamma.astype(_knp.float64) / _knp.sqrt(var.astype(_knp.float64) + eps)
-    return scale, beta - mean * scale
-
-
-def fold(weight, bias, bn=None):
-    """A conv or fc weight and shift with the following batch norm folded in: bn = (scale, shift) or None."""
-    weight = weight.astype(_knp.float64)
-    shift = _knp.zeros(weight.shape[0]) if bias is None else bias.astype(_knp.float64)
-    if bn is not None:
-        scale, bn_shift = bn
-        weight = weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1))
-        shift = shift * scale + bn_shift
-    return _knp.ascontiguousarray(weight, _knp.float32), _knp.ascontiguousarray(shift, _knp.float32)
 
 
 # ---- end of cnndsl CUDA kernel library -----------------------------------------------------

@@ -22,6 +22,40 @@ class InputError(ValueError):
 _OPTIONAL = ("num_batches_tracked",)
 
 
+def dense_table_kernel(packed, table, in_channels):
+    """A connection table's packed (connections, kh, kw) kernels as a dense (out, in, kh, kw) kernel."""
+    dense = _np.zeros((len(table), in_channels, *packed.shape[1:]), _np.float32)
+    k = 0
+    for o, row in enumerate(table):
+        for i in row:
+            dense[o, i] = packed[k]
+            k += 1
+    return dense
+
+
+def bn_scale_shift(weights, prefix, eps):
+    """Batch norm's affine form y = x * scale + shift from running statistics, in float64 for accuracy."""
+    scale = weights[prefix + ".weight"].astype(_np.float64) / _np.sqrt(
+        weights[prefix + ".running_var"].astype(_np.float64) + eps
+    )
+    shift = weights[prefix + ".bias"] - weights[prefix + ".running_mean"] * scale
+    return scale, shift
+
+
+def folded_weights(weights, name, bn=None, eps=0.0, table=None, in_channels=0):
+    """A conv's or fc's weight and bias (zeros without one) in float64, with the batch norm `bn` that
+    follows it (a node name, or None) folded in: y = (w x + b) * scale + shift = (w * scale) x + b * scale + shift."""
+    w = weights[name + ".weight"].astype(_np.float64)
+    if table is not None:
+        w = dense_table_kernel(w, table, in_channels).astype(_np.float64)
+    b = weights[name + ".bias"].astype(_np.float64) if name + ".bias" in weights else _np.zeros(w.shape[0])
+    if bn is not None:
+        scale, shift = bn_scale_shift(weights, bn, eps)
+        w = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
+        b = b * scale + shift
+    return w, b
+
+
 class ModelBase:
     """Weights by their shared names, loading from torch state_dicts, .safetensors and .npz files."""
 

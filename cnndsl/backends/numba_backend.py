@@ -252,7 +252,7 @@ class _Renderer:
         groups = a["groups"]
         wshape = (cout, cin // groups, kh, kw)
         table = "None" if a["table"] is None else repr(tuple(tuple(r) for r in a["table"]))
-        self.pack.append(f'w, b = conv_params(weights, "{node.name}", {cout}, {table}, {cin}, {self.bn_args(step)})')
+        self.pack.append(f'w, b = folded_weights(weights, "{node.name}", {self.bn_args(step)}, {table}, {cin})')
         self.packing(wshape, "w")
         w = self.weight(wshape)
         self.packing((cout,), "b")
@@ -272,7 +272,7 @@ class _Renderer:
         node = step.node
         src = node.inputs[0]
         fin, fout = self.shape(src)[0], node.shape[0]
-        self.pack.append(f'w, b = fc_params(weights, "{node.name}", {fout}, {self.bn_args(step)})')
+        self.pack.append(f'w, b = folded_weights(weights, "{node.name}", {self.bn_args(step)})')
         self.packing((fin, fout), "w.T")
         wt = self.weight((fin, fout))
         self.packing((fout,), "b")

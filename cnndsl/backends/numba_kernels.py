@@ -425,49 +425,5 @@ def softmax(x, y):
                 y[n, c, i] = y[n, c, i] / s
 
 
-# -- weight preparation (plain numpy, run once at load time) -----------------------------------
-def dense_table_kernel(packed, table, in_channels):
-    """A connection table's packed (connections, kh, kw) kernels as a dense (out, in, kh, kw) kernel."""
-    dense = _knp.zeros((len(table), in_channels, *packed.shape[1:]), _knp.float32)
-    k = 0
-    for o, row in enumerate(table):
-        for i in row:
-            dense[o, i] = packed[k]
-            k += 1
-    return dense
-
-
-def bn_scale_shift(weights, prefix, eps):
-    """Batch norm's affine form from running statistics, in float64 for accuracy."""
-    scale = weights[prefix + ".weight"].astype(_knp.float64) / _knp.sqrt(
-        weights[prefix + ".running_var"].astype(_knp.float64) + eps
-    )
-    shift = weights[prefix + ".bias"] - weights[prefix + ".running_mean"] * scale
-    return scale, shift
-
-
-def conv_params(weights, name, out, table, in_channels, bn, eps):
-    """A conv's dense kernel and bias, with the following batch norm (if any) folded in."""
-    w = weights[name + ".weight"].astype(_knp.float64)
-    if table is not None:
-        w = dense_table_kernel(w, table, in_channels).astype(_knp.float64)
-    b = weights[name + ".bias"].astype(_knp.float64) if name + ".bias" in weights else _knp.zeros(out)
-    if bn is not None:
-        scale, shift = bn_scale_shift(weights, bn, eps)
-        w = w * scale[:, None, None, None]
-        b = b * scale + shift
-    return w, b
-
-
-def fc_params(weights, name, out, bn, eps):
-    """An fc's (out, in) weight and bias, with the following batch norm (if any) folded in."""
-    w = weights[name + ".weight"].astype(_knp.float64)
-    b = weights[name + ".bias"].astype(_knp.float64) if name + ".bias" in weights else _knp.zeros(out)
-    if bn is not None:
-        scale, shift = bn_scale_shift(weights, bn, eps)
-        w = w * scale[:, None]
-        b = b * scale + shift
-    return w, b
-
 
 # ---- end of cnndsl numba kernels --------------------------------------------------------------
