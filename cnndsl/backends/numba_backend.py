@@ -240,8 +240,10 @@ class _Renderer:
             return "ACT_NONE, 0.0"
         return f"{ACTIVATIONS[step.act.op]}, {float(step.act.attrs.get('slope', 0.0))!r}"
 
-    def bn_args(self, step: Step) -> str:
-        return "None, 0.0" if step.bn is None else f'"{step.bn.name}", {float(step.bn.attrs["eps"])!r}'
+    def fold_args(self, step: Step, table=None, cin: int = 0) -> str:
+        """Keyword arguments of folded_weights(): the batch norm to fold in, the connection table."""
+        args = "" if step.bn is None else f', bn="{step.bn.name}", eps={float(step.bn.attrs["eps"])!r}'
+        return args if table is None else f"{args}, table={table}, in_channels={cin}"
 
     def op_conv(self, step: Step) -> None:
         node, a = step.node, step.node.attrs
@@ -251,8 +253,8 @@ class _Renderer:
         kh, kw = a["kernel"]
         groups = a["groups"]
         wshape = (cout, cin // groups, kh, kw)
-        table = "None" if a["table"] is None else repr(tuple(tuple(r) for r in a["table"]))
-        self.pack.append(f'w, b = folded_weights(weights, "{node.name}", {self.bn_args(step)}, {table}, {cin})')
+        table = None if a["table"] is None else repr(tuple(tuple(r) for r in a["table"]))
+        self.pack.append(f'w, b = folded_weights(weights, "{node.name}"{self.fold_args(step, table, cin)})')
         self.packing(wshape, "w")
         w = self.weight(wshape)
         self.packing((cout,), "b")
@@ -272,7 +274,7 @@ class _Renderer:
         node = step.node
         src = node.inputs[0]
         fin, fout = self.shape(src)[0], node.shape[0]
-        self.pack.append(f'w, b = folded_weights(weights, "{node.name}", {self.bn_args(step)})')
+        self.pack.append(f'w, b = folded_weights(weights, "{node.name}"{self.fold_args(step)})')
         self.packing((fin, fout), "w.T")
         wt = self.weight((fin, fout))
         self.packing((fout,), "b")
