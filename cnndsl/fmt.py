@@ -67,7 +67,9 @@ def _inline(e: ast.Expr) -> str:
     if isinstance(e, ast.Label):
         return f"{inline(e.expr, OR)} as {e.name}"
     if isinstance(e, ast.Cond):
-        return f"{inline(e.then, PIPE)} if {inline(e.test, OR)} else {inline(e.orelse, COND)}"
+        # Chains in a branch get parentheses: not needed by the grammar, but no reader has to wonder.
+        orelse = inline(e.orelse, LABEL if isinstance(e.orelse, ast.Pipe) else COND)
+        return f"{inline(e.then, LABEL)} if {inline(e.test, OR)} else {orelse}"
     if isinstance(e, ast.Chain):
         own = precedence(e)
         first_need = own if e.kind != "compare" else SUM
@@ -155,7 +157,9 @@ class Formatter:
         if isinstance(s, ast.NetworkName):
             return [f"network {s.name}"]
         if isinstance(s, ast.Let):
-            return [f"let {s.name} = {inline(s.value)}"]
+            lines = self.layout(s.value, 0)
+            lines[0] = f"let {s.name} = {lines[0]}"
+            return lines
         if isinstance(s, ast.Import):
             return [f'import "{s.target}"' if s.is_path else f"import {s.target}"]
         if isinstance(s, ast.Expect):
@@ -182,20 +186,7 @@ class Formatter:
         if len(one) <= WIDTH and not inner_comments:
             return [one]
         if isinstance(e, ast.Pipe):
-            lines: list[str] = []
-            prev = None
-            for i, item in enumerate(e.items):
-                if prev is not None:
-                    lines += [pad + c.text for c in self.take(prev.span.end_line + 1, item.span.line - 1)]
-                sub = self.layout(item, depth)
-                if i:
-                    sub[0] = pad + "-> " + sub[0][len(pad):]
-                trailing = self.take(item.span.end_line, item.span.end_line) if i + 1 < len(e.items) else []
-                if trailing:
-                    sub[-1] += "  " + "  ".join(c.text for c in trailing)
-                lines += sub
-                prev = item
-            return lines
+            return self.layout_pipe(e, depth)
         if isinstance(e, ast.Call) and e.args:
             lines = [f"{pad}{e.func}("]
             for a in e.args:
@@ -206,6 +197,10 @@ class Formatter:
                 lines += sub
             lines.append(pad + ")")
             return lines
+        if isinstance(e, ast.Cond):
+            return self.layout_cond(e, depth)
+        if isinstance(e, (ast.ListExpr, ast.TupleExpr)) and len(e.items) > 1:
+            return self.layout_items(e, depth)
         if isinstance(e, ast.Repeat):
             var = f"{e.var}:" if e.var else ""
             return [f"{pad}[{var}", *self.layout(e.body, depth + 1), f"{pad}]x{inline(e.count, ATOM)}"]
@@ -214,3 +209,86 @@ class Formatter:
             lines[-1] += f" as {e.name}"
             return lines
         return [one]
+
+    def layout_pipe(self, e: ast.Pipe, depth: int) -> list[str]:
+        """A chain over several lines, `->` leading each continuation line.
+
+        Layers the author wrote on one line stay on one line while it fits (so
+        `conv -> bn -> relu` keeps reading as a unit); a layer that needs several
+        lines of its own, or a comment, starts a new line.
+        """
+        pad = INDENT * depth
+        lines: list[str] = []
+        group: list[str] = []  # items of the line being built
+        prev = None
+
+        def flush():
+            if group:
+                lines.append(pad + ("-> " if lines else "") + " -> ".join(group))
+                group.clear()
+
+        for item in e.items:
+            if prev is not None:
+                between = self.take(prev.span.end_line + 1, item.span.line - 1)
+                if between:
+                    flush()
+                    lines.extend(pad + c.text for c in between)
+            text = inline(item, LABEL)
+            same_line = prev is not None and item.span.line == prev.span.end_line
+            fits = len(pad) + 3 + len(" -> ".join([*group, text])) <= WIDTH
+            multiline = len(pad) + 3 + len(text) > WIDTH or self.has_comments(item.span.line, item.span.end_line - 1)
+            if group and not (same_line and fits and not multiline):
+                flush()
+            if multiline:
+                sub = self.layout(item, depth)
+                if lines:
+                    sub[0] = pad + "-> " + sub[0][len(pad):]
+                lines.extend(sub)
+            else:
+                group.append(text)
+            trailing = self.take(item.span.end_line, item.span.end_line) if item is not e.items[-1] else []
+            if trailing:
+                flush()
+                lines[-1] += "  " + "  ".join(c.text for c in trailing)
+            prev = item
+        flush()
+        return lines
+
+    def layout_items(self, e: ast.ListExpr | ast.TupleExpr, depth: int) -> list[str]:
+        """A long list or tuple: its items packed greedily onto indented lines, each ending in a comma."""
+        pad, inner = INDENT * depth, INDENT * (depth + 1)
+        open_, close = ("[", "]") if isinstance(e, ast.ListExpr) else ("(", ")")
+        lines, line = [pad + open_], ""
+        for item in e.items:
+            text = inline(item) + ","
+            if line and len(inner) + len(line) + 1 + len(text) > WIDTH:
+                lines.append(inner + line)
+                line = ""
+            line = f"{line} {text}" if line else text
+        lines += [inner + line, pad + close]
+        return lines
+
+    def layout_cond(self, e: ast.Cond, depth: int) -> list[str]:
+        """A long conditional, parenthesised so that it may span lines anywhere:
+
+            (
+              THEN
+              if TEST
+              else ELSE
+            )
+        """
+        pad, inner = INDENT * depth, INDENT * (depth + 1)
+        then = self.branch(e.then, depth + 1)
+        orelse = self.branch(e.orelse, depth + 1)
+        orelse[0] = inner + "else " + orelse[0].lstrip()
+        return [pad + "(", *then, f"{inner}if {inline(e.test, OR)}", *orelse, pad + ")"]
+
+    def branch(self, e: ast.Expr, depth: int) -> list[str]:
+        """A conditional's branch; a chain is parenthesised, so where it ends is plain to see."""
+        if not isinstance(e, ast.Pipe):
+            return self.layout(e, depth)
+        pad = INDENT * depth
+        one = f"{pad}({inline(e)})"
+        if len(one) <= WIDTH and not self.has_comments(e.span.line, e.span.end_line - 1):
+            return [one]
+        return [pad + "(", *self.layout(e, depth + 1), pad + ")"]
