@@ -44,6 +44,7 @@ CODES: dict[str, str] = {
     "W301": "fc flattens a feature map implicitly",
     "W302": "receptive fields of merged branches are misaligned",
     "W303": "unknown code in `disable`",
+    "W304": "expectations not checked at an overridden input shape",
     # Expectations and budgets (cnndsl/analysis/expect.py)
     "E401": "expectation failed",
     "E402": "unknown expectation metric",

@@ -502,6 +502,13 @@ def compile_text(text: str, path: str = "<string>", input_shape: Shape | None = 
         except RecursionError:
             el.report(error("E002", "the spec is nested too deeply to expand", bodies[0].span))
     expectations = _expectations(statements, el, main)
+    spec_inputs = [s.dims for s in statements if isinstance(s, ast.Input)]
+    if expectations and input_shape is not None and spec_inputs and tuple(input_shape) != spec_inputs[0]:
+        # The figures a spec pins are those at its own input; at another size they would all "fail".
+        el.report(warning("W304", f"`expect` lines are not checked: --input {'x'.join(map(str, input_shape))} "
+                                  f"overrides the spec's input {'x'.join(map(str, spec_inputs[0]))}",
+                          expectations[0].span, "run without --input to check them"))
+        expectations = ()
     frozen = _frozen(statements, el)
     disabled = frozenset(n.id for s in statements if isinstance(s, ast.Disable) for n in s.codes)
     diagnostics = el.diagnostics

@@ -61,6 +61,16 @@ def test_each_code_is_located_and_explained(code, tmp_path, capsys):
         assert status == 0
 
 
+def test_expectations_are_skipped_at_another_input_W304(tmp_path, capsys):
+    text = "input 3x32x32\nconv3x3(8) -> gap -> fc(2)\nexpect macs == 221_200\n"
+    status, err, spec = run_check(tmp_path, text, capsys)
+    assert status == 0 and err == ""
+    status, err, spec = run_check(tmp_path, text, capsys, "--input", "3x64x64")
+    assert status == 0 and f"{spec}:3:1: warning[W304]" in err
+    status, err, spec = run_check(tmp_path, text, capsys, "--input", "3x32x32")
+    assert status == 0 and err == ""
+
+
 def test_file_errors_E003(tmp_path, capsys):
     assert main(["check", str(tmp_path / "missing.cnn")]) == 2
     assert "error[E003]: no such file" in capsys.readouterr().err
