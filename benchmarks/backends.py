@@ -38,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cnndsl  # noqa: E402
 from cnndsl.analysis.params import node_weights  # noqa: E402
 from cnndsl.cli import parse_dims  # noqa: E402
-from cnndsl.commands.verify import compare, random_weights  # noqa: E402
+from cnndsl.commands.verify import compare  # noqa: E402
 from cnndsl.ops import OPS  # noqa: E402
+from cnndsl.reference import random_weights  # noqa: E402
 
 
 def total_macs(network) -> int:

@@ -9,15 +9,13 @@ output on the device, and prints median latencies, the CUDA/torch ratio (above 1
 is faster), the throughput each reaches and the GPU's FP32 peak. torch runs with TF32 off by default,
 as the CUDA backend computes in plain FP32 (--tf32 to allow it).
 
-torch is `cnndsl.build(spec, backend="torch")` when the torch backend is installed, else a
-`torch.nn.functional` evaluation of the IR written below (both reach cuDNN). Needs an NVIDIA GPU,
+torch is `cnndsl.build(spec, backend="torch")` (nn.Conv2d and friends: cuDNN). Needs an NVIDIA GPU,
 torch with CUDA and numba-cuda; without a GPU it says so and exits 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -60,108 +58,22 @@ def no_gpu_reason() -> str | None:
     return None
 
 
-def random_weights(network, seed: int = 0) -> dict[str, np.ndarray]:
-    """He-scaled kernels and non-trivial batch-norm statistics, so that deep nets stay O(1) and agreement means something."""
-    from cnndsl.analysis.params import weight_specs
-
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name, spec in weight_specs(network).items():
-        if spec.dtype != "float32":
-            out[name] = np.zeros(spec.shape, spec.dtype)
-        elif name.endswith("running_var") or (name.endswith(".weight") and spec.init == "ones"):
-            out[name] = rng.uniform(0.5, 1.5, spec.shape).astype(np.float32)
-        elif isinstance(spec.init, int):
-            out[name] = rng.normal(0.0, math.sqrt(2.0 / spec.init), spec.shape).astype(np.float32)
-        else:
-            out[name] = rng.normal(0.0, 0.1, spec.shape).astype(np.float32)
-    return out
-
-
 def total_macs(network) -> int:
     from cnndsl.ops import OPS
 
     return sum(OPS[n.op].macs(n.attrs, [network.node(i).shape for i in n.inputs], n.shape) for n in network.layers)
 
 
-# ---- torch: the cnndsl torch backend, or torch.nn.functional over the IR ----------------------
+# ---- torch: the cnndsl torch backend -----------------------------------------------------------
 def torch_model(network, weights: dict[str, np.ndarray], device: str):
-    """A callable tensor -> tensor computing the network with torch on `device`."""
+    """The torch backend's module for the network, on `device`, in inference mode, with these weights."""
     import torch
 
-    try:
-        from cnndsl.backends import build
+    from cnndsl.backends import build
 
-        model = build(network, "torch")
-    except ImportError:  # no torch backend in this tree: evaluate the IR with torch.nn.functional
-        params = {k: torch.from_numpy(v).to(device) for k, v in weights.items()}
-        return lambda x: functional_forward(network, params, x)
+    model = build(network, "torch")
     model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
     return model.to(device).eval()
-
-
-def functional_forward(network, params, x):
-    """The network with torch.nn.functional, node by node (inference: bn from running statistics, dropout off)."""
-    import torch
-    import torch.nn.functional as F
-
-    from cnndsl.reference import full_kernel
-
-    acts = {
-        "relu": F.relu,
-        "relu6": F.relu6,
-        "sigmoid": torch.sigmoid,
-        "tanh": torch.tanh,
-        "gelu": F.gelu,
-        "silu": F.silu,
-        "hardswish": F.hardswish,
-        "hardsigmoid": F.hardsigmoid,
-    }
-    values = {"input": x}
-    for node in network.layers:
-        a, args = node.attrs, [values[i] for i in node.inputs]
-        w = {k[len(node.name) + 1 :]: v for k, v in params.items() if k.rsplit(".", 1)[0] == node.name}
-        if node.op == "conv":
-            kernel = w["weight"]
-            if a["table"] is not None:
-                dense = full_kernel(node, kernel.cpu().numpy(), args[0].shape[1])
-                kernel = torch.from_numpy(dense).to(x.device)
-            groups = 1 if a["table"] is not None else a["groups"]
-            y = F.conv2d(args[0], kernel, w.get("bias"), a["stride"], a["pad"], a["dilation"], groups)
-        elif node.op == "maxpool":
-            y = F.max_pool2d(args[0], a["kernel"], a["stride"], a["pad"], ceil_mode=a["ceil"])
-        elif node.op == "avgpool":
-            y = F.avg_pool2d(
-                args[0], a["kernel"], a["stride"], a["pad"], ceil_mode=a["ceil"], count_include_pad=a["include_pad"]
-            )
-        elif node.op == "gap":
-            y = F.adaptive_avg_pool2d(args[0], 1)
-        elif node.op == "gmp":
-            y = F.adaptive_max_pool2d(args[0], 1)
-        elif node.op == "adaptive_avgpool":
-            y = F.adaptive_avg_pool2d(args[0], a["size"])
-        elif node.op == "flatten":
-            y = torch.flatten(args[0], 1)
-        elif node.op == "fc":
-            y = F.linear(args[0], w["weight"], w.get("bias"))
-        elif node.op == "bn":
-            y = F.batch_norm(args[0], w["running_mean"], w["running_var"], w["weight"], w["bias"], False, 0.0, a["eps"])
-        elif node.op == "dropout":
-            y = args[0]
-        elif node.op == "leaky_relu":
-            y = F.leaky_relu(args[0], a["slope"])
-        elif node.op == "softmax":
-            y = torch.softmax(args[0], 1)
-        elif node.op == "add":
-            y = sum(args[1:], args[0])
-        elif node.op == "mul":
-            y = math.prod(args[1:], start=args[0])
-        elif node.op == "concat":
-            y = torch.cat(args, 1)
-        else:
-            y = acts[node.op](args[0])
-        values[node.name] = y
-    return values[network.output]
 
 
 # ---- timing ----------------------------------------------------------------------------------
@@ -212,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import cnndsl
     from cnndsl.backends import build
+    from cnndsl.reference import random_weights
 
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = args.tf32

@@ -24,6 +24,32 @@ def run(network: Network, weights: dict[str, np.ndarray], x: np.ndarray) -> np.n
     return values[network.output]
 
 
+def random_weights(network: Network, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded weights under the shared names, for agreement checks between backends.
+
+    Kernels have variance 1/fan-in (LeCun), so activations stay near O(1) through deep residual nets
+    (He scaling doubles them per block) and an element-wise tolerance means something; biases and
+    batch-norm statistics are random too, so folding them is exercised.
+    """
+    from .analysis.params import weight_specs
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, spec in weight_specs(network).items():
+        local = name.rsplit(".", 1)[-1]
+        if spec.dtype != "float32":
+            out[name] = np.zeros(spec.shape, spec.dtype)
+        elif local == "running_var":
+            out[name] = rng.uniform(0.5, 2.0, spec.shape).astype(np.float32)
+        elif spec.init == "ones":  # batch-norm scale
+            out[name] = rng.uniform(0.5, 1.5, spec.shape).astype(np.float32)
+        elif local == "weight" and isinstance(spec.init, int):
+            out[name] = rng.normal(0.0, math.sqrt(1.0 / spec.init), spec.shape).astype(np.float32)
+        else:  # biases, batch-norm shift and running mean
+            out[name] = rng.uniform(-0.5, 0.5, spec.shape).astype(np.float32)
+    return out
+
+
 def full_kernel(node: Node, packed: np.ndarray, in_channels: int) -> np.ndarray:
     """A connection-table conv's packed (connections, kh, kw) kernels as a dense (out, in, kh, kw) kernel."""
     table = node.attrs["table"]

@@ -7,7 +7,7 @@ import numpy as np
 import cnndsl
 from cnndsl import reference
 from cnndsl.backends import import_source, numba_backend
-from cnndsl.commands.verify import random_weights
+from cnndsl.reference import random_weights
 
 RTOL, ATOL = 1e-4, 1e-5
 

@@ -1,4 +1,4 @@
-"""benchmarks/gpu.py, the parts that run without a GPU: its torch evaluation of the IR, and its refusal."""
+"""benchmarks/gpu.py, the parts that run without a GPU: its torch side, and its refusal."""
 
 from __future__ import annotations
 
@@ -33,14 +33,14 @@ def _load_script():
     return module
 
 
-def test_functional_torch_evaluation_matches_reference():
+def test_torch_side_matches_reference():
     torch = pytest.importorskip("torch")
     gpu = _load_script()
     net = cnndsl.parse(SPEC)
-    weights = gpu.random_weights(net, seed=3)
+    weights = reference.random_weights(net, seed=3)
     x = np.random.default_rng(4).normal(size=(2, *net.input_shape)).astype(np.float32)
-    params = {k: torch.from_numpy(v) for k, v in weights.items()}
-    got = gpu.functional_forward(net, params, torch.from_numpy(x)).numpy()
+    with torch.no_grad():
+        got = gpu.torch_model(net, weights, "cpu")(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, reference.run(net, weights, x), rtol=1e-4, atol=1e-5)
     assert gpu.total_macs(net) > 0
 

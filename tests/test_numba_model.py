@@ -14,7 +14,7 @@ from numba_helpers import ATOL, RTOL, build_shared
 import cnndsl
 from cnndsl import reference
 from cnndsl.backends import numba_backend
-from cnndsl.commands.verify import random_weights
+from cnndsl.reference import random_weights
 
 SPEC = """
 network tiny

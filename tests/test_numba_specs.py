@@ -10,7 +10,7 @@ from numba_helpers import ATOL, RTOL, build_shared
 
 import cnndsl
 from cnndsl import reference
-from cnndsl.commands.verify import random_weights
+from cnndsl.reference import random_weights
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.cnn"))
 

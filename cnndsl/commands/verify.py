@@ -26,30 +26,6 @@ def _setup(p):
     add_spec_options(p)
 
 
-def random_weights(network, seed: int) -> dict:
-    """Weights under the shared names; batch-norm statistics random too, so folding them is exercised."""
-    import numpy as np
-
-    from ..analysis.params import weight_specs
-
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name, spec in weight_specs(network).items():
-        local = name.rsplit(".", 1)[-1]
-        if spec.dtype == "int64":
-            out[name] = np.zeros(spec.shape, np.int64)
-        elif local == "running_var":
-            out[name] = rng.uniform(0.5, 2.0, spec.shape).astype(np.float32)
-        elif local in ("running_mean", "bias") or spec.init == "zeros":
-            out[name] = rng.uniform(-0.5, 0.5, spec.shape).astype(np.float32)
-        elif spec.init == "ones":
-            out[name] = rng.uniform(0.5, 1.5, spec.shape).astype(np.float32)
-        else:
-            bound = 1.0 / np.sqrt(spec.init)
-            out[name] = rng.uniform(-bound, bound, spec.shape).astype(np.float32)
-    return out
-
-
 def _reference(network):
     from .. import reference
 
@@ -143,6 +119,8 @@ def verify(args) -> int:
         f"{network.name}: {', '.join(runners)} on {args.seeds} seed(s), batch {args.batch}, "
         f"rtol {args.rtol:g}, atol {args.atol:g}"
     )
+    from ..reference import random_weights
+
     failed = False
     for seed in range(args.seeds):
         weights = random_weights(network, seed)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import weights_of
 
 import cnndsl
 from cnndsl.backends import build
+from cnndsl.reference import random_weights
 
 SPEC = "input 3x5x5\nconv3x3(4, bias=false) -> bn -> relu -> gap -> fc(3)"
 
@@ -19,7 +19,7 @@ def net():
 
 @pytest.fixture()
 def model(net):
-    return build(net, "cuda").load_state_dict(weights_of(net))
+    return build(net, "cuda").load_state_dict(random_weights(net))
 
 
 def _x(n=2):

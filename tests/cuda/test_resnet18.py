@@ -12,11 +12,11 @@ import subprocess
 import sys
 
 import numpy as np
-from helpers import weights_of
 
 import cnndsl
 from cnndsl import reference
 from cnndsl.analysis.params import param_counts
+from cnndsl.reference import random_weights
 
 RESNET18 = """network resnet18
 input 3x224x224
@@ -72,7 +72,7 @@ def test_compiled_resnet18_module_agrees_with_reference(tmp_path):
     loader.loader.exec_module(module)
     net = cnndsl.parse(RESNET18.replace("3x224x224", "3x16x16"))
     assert sum(param_counts(net).values()) == 11_689_512  # torchvision's published count: this is ResNet-18
-    weights = weights_of(net, seed=1)
+    weights = random_weights(net, seed=1)
     model = module.Model().load_state_dict(weights)
     x = np.random.default_rng(2).normal(size=(1, 3, 16, 16)).astype(np.float32)
     got = model(x)
