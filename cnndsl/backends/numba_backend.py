@@ -12,6 +12,7 @@ Kernels read every shape at run time, so compile time does not grow with depth.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -376,6 +377,9 @@ def render(network: Network, inline_kernels: bool = True) -> str:
         _kernels()
         if inline_kernels
         else (
+            # Numba's cache does not notice when a callee in another module changes, so the module
+            # (and so its file name and cache) must change with the kernel library it was compiled against.
+            f"# kernel library sha256 {hashlib.sha256(_kernels().encode()).hexdigest()[:16]}\n"
             "from cnndsl.backends.numba_kernels import *  # noqa: F403\n"
             "from cnndsl.backends.numba_kernels import _knp, _nb  # noqa: F401\n"
         )
