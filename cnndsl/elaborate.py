@@ -220,7 +220,7 @@ class Elaborator:
             return self.block(name, args, span, x, ctx, label)
         surface = ops.lookup(name)
         if surface is not None:
-            return self.primitive(surface, args, span, fspan, x, ctx, label)
+            return self.primitive(surface, args, span, fspan, x, ctx, label, written=name)
         if name in env.module.consts or name in BUILTINS:
             self.report(error("E103", f"`{name}` is a value, not a layer", fspan))
             return None
@@ -332,8 +332,8 @@ class Elaborator:
         return self.emit(op, {}, outs, shape, span, ctx, op, label)
 
     # -- primitives ---------------------------------------------------------------------------
-    def primitive(self, surface: ops.Surface, args, span, fspan, x, ctx: Ctx, label) -> Tensor | None:
-        given = self.bind(surface, args, span, fspan, ctx.env)
+    def primitive(self, surface: ops.Surface, args, span, fspan, x, ctx: Ctx, label, written: str) -> Tensor | None:
+        given = self.bind(surface, written, args, span, ctx.env)
         if given is None or x is None:
             return None
         op = surface.op
@@ -356,7 +356,9 @@ class Elaborator:
             return None
         return self.emit(op.name, attrs, [x], shape, span, ctx, surface.base, label)
 
-    def bind(self, surface: ops.Surface, args, span, fspan, env: Env) -> dict | None:
+    def bind(self, surface: ops.Surface, written: str, args, span, env: Env) -> dict | None:
+        """Match a layer call's arguments to the op's signature; report every problem. `written` is the
+        name as the spec spells it (`conv3x3`), for messages."""
         signature = ops.signature(surface)
         names = [p.name for p in signature]
         positional = [p for p in signature if p.positional]
@@ -366,18 +368,19 @@ class Elaborator:
         pos_args = [a for a in args if a.name is None]
         if len(pos_args) > len(positional):
             took = ", ".join(p.name for p in positional) or "no positional arguments"
-            self.report(error("E102", f"`{surface.base}` takes {len(positional)} positional argument(s) ({took}), got {len(pos_args)}",
+            self.report(error("E102", f"`{written}` takes {len(positional)} positional argument(s) ({took}), got {len(pos_args)}",
                               pos_args[len(positional)].span, f"name the others, e.g. {names[-1] if names else 'stride'}=..."))
             ok = False
-        pairs = [(p.name, a) for p, a in zip(positional, pos_args)] + [(a.name, a) for a in args if a.name is not None]
+        pairs = [(p.name, a) for p, a in zip(positional, pos_args)]
+        pairs += [(ops.ALIASES_KW.get(a.name, a.name), a) for a in args if a.name is not None]
         for pname, a in pairs:
             if pname in surface.preset:
-                self.report(error("E102", f"`{pname}` is already given by the name `{surface.base}`", a.span))
+                self.report(error("E102", f"`{pname}` is already given by the name `{written}`", a.span))
                 ok = False
                 continue
             if pname not in names:
-                hint = did_you_mean(pname, names) or f"`{surface.base}` takes: {', '.join(names) or 'no arguments'}"
-                self.report(error("E102", f"`{surface.base}` has no argument `{pname}`", a.span, hint))
+                hint = did_you_mean(pname, names) or f"`{written}` takes: {', '.join(names) or 'no arguments'}"
+                self.report(error("E102", f"`{written}` has no argument `{pname}`", a.span, hint))
                 ok = False
                 continue
             if pname in given:
@@ -394,8 +397,8 @@ class Elaborator:
                 ok = False
         for p in signature:
             if p.default is ops.REQUIRED and p.name not in given and ok:
-                self.report(error("E102", f"`{surface.base}` needs `{p.name}`", span,
-                                  f"e.g. {surface.base}({p.name}=...)" if not p.positional else f"e.g. {surface.base}(64)"))
+                self.report(error("E102", f"`{written}` needs `{p.name}`", span,
+                                  f"e.g. {written}({p.name}=...)" if not p.positional else f"e.g. {written}(64)"))
                 ok = False
         for pname, v in given.items():
             kind = next(p.kind for p in signature if p.name == pname)

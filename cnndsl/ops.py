@@ -400,6 +400,7 @@ OPS: dict[str, OpDef] = {
 
 # Surface names ------------------------------------------------------------------------
 
+ALIASES_KW = {"k": "kernel"}  # keyword spellings: conv(64, k=3) is conv(64, kernel=3)
 ALIASES = {"linear": "fc", "batchnorm": "bn", "swish": "silu", "global_avgpool": "gap", "global_maxpool": "gmp"}
 MERGES = ("add", "mul", "concat")
 _SIZED = re.compile(r"^(conv|dwconv|maxpool|avgpool)([0-9]+)(?:x([0-9]+))?$")
