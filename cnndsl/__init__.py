@@ -1,9 +1,9 @@
 """cnndsl: a declarative language for convolutional networks, and its compiler.
 
-    >>> import cnndsl
-    >>> net = cnndsl.parse("input 3x32x32\\nconv3x3(16) -> relu -> gap -> fc(10)")
-    >>> net.output_shape
-    (10,)
+>>> import cnndsl
+>>> net = cnndsl.parse("input 3x32x32\\nconv3x3(16) -> relu -> gap -> fc(10)")
+>>> net.output_shape
+(10,)
 """
 
 from __future__ import annotations

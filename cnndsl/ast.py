@@ -135,7 +135,9 @@ class Repeat:
     span: Span = _span()
 
 
-Expr = Number | Name | String | Bool | Call | Pipe | Label | Cond | Chain | Unary | Power | TupleExpr | ListExpr | Repeat
+Expr = (
+    Number | Name | String | Bool | Call | Pipe | Label | Cond | Chain | Unary | Power | TupleExpr | ListExpr | Repeat
+)
 
 
 # Statements -----------------------------------------------------------------

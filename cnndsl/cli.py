@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     load_all()
 
-    parser = argparse.ArgumentParser(prog="cnndsl", description="A language for convolutional networks, and its compiler.")
+    parser = argparse.ArgumentParser(
+        prog="cnndsl", description="A language for convolutional networks, and its compiler."
+    )
     parser.add_argument("--version", action="version", version=f"cnndsl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (setup, _, help) in COMMANDS.items():
@@ -85,9 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception as e:  # a bug in cnndsl, never the user's fault: say so without a traceback
-        print(f"cnndsl: internal error: {type(e).__name__}: {e}\n"
-              "  this is a bug in cnndsl; please report it with the spec that caused it "
-              "(set CNNDSL_TRACEBACK=1 to see the traceback)", file=sys.stderr)
+        print(
+            f"cnndsl: internal error: {type(e).__name__}: {e}\n"
+            "  this is a bug in cnndsl; please report it with the spec that caused it "
+            "(set CNNDSL_TRACEBACK=1 to see the traceback)",
+            file=sys.stderr,
+        )
         import os
 
         if os.environ.get("CNNDSL_TRACEBACK"):

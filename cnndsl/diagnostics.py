@@ -141,5 +141,7 @@ def _excerpt(span: Span, sources: dict[str, Source]) -> list[str]:
     if span.end_line == span.line and span.end_column > span.column:
         width = span.end_column - span.column
     gutter = f"{span.line:>4} | "
-    caret = " " * (len(gutter) - 2) + "| " + " " * (span.column - 1) + "^" * max(1, min(width, len(text) - span.column + 1))
+    caret = (
+        " " * (len(gutter) - 2) + "| " + " " * (span.column - 1) + "^" * max(1, min(width, len(text) - span.column + 1))
+    )
     return [gutter + text, caret]

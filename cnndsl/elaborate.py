@@ -75,8 +75,13 @@ class NameScope:
         if label in self.used:
             where = self.used[label]
             notes = [Note(where, "first used here")] if where else []
-            return error("E106", f"the name `{self.prefix}{label}` is already used in this scope", span,
-                         "choose another name", notes)
+            return error(
+                "E106",
+                f"the name `{self.prefix}{label}` is already used in this scope",
+                span,
+                "choose another name",
+                notes,
+            )
         self.used[label] = span
         return label
 
@@ -167,8 +172,14 @@ class Elaborator:
                 self.report(error("E103", f"`{e.func}(...)` is a value, not a layer", e.span))
                 return None
             return self.call(e.func, e.args, e.span, e.func_span, x, ctx)
-        self.report(error("E103", "expected a layer here, found a value", e.span,
-                          "a chain is made of layers joined by `->`, e.g. `conv3x3(64) -> relu`"))
+        self.report(
+            error(
+                "E103",
+                "expected a layer here, found a value",
+                e.span,
+                "a chain is made of layers joined by `->`, e.g. `conv3x3(64) -> relu`",
+            )
+        )
         return None
 
     def repeat(self, e: ast.Repeat, x: Tensor | None, ctx: Ctx) -> Tensor | None:
@@ -180,12 +191,20 @@ class Elaborator:
         except Poisoned:
             return None
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            self.report(error("E103", f"a repeat count must be a non-negative integer, got {describe(n)}", e.count.span))
+            self.report(
+                error("E103", f"a repeat count must be a non-negative integer, got {describe(n)}", e.count.span)
+            )
             return None
         expected = n * static_size(e.body)
         if len(self.nodes) + expected > self.max_nodes:
-            raise _Abort(error("E107", f"this repeat expands to at least {expected:,} layers, beyond the limit of "
-                                       f"{self.max_nodes:,}", e.span, "lower the repeat count, or raise the limit with --max-nodes"))
+            raise _Abort(
+                error(
+                    "E107",
+                    f"this repeat expands to at least {expected:,} layers, beyond the limit of {self.max_nodes:,}",
+                    e.span,
+                    "lower the repeat count, or raise the limit with --max-nodes",
+                )
+            )
         for i in range(n):
             env = ctx.env if e.var is None else Env(ctx.env.module, {**ctx.env.values, e.var: i}, ctx.env.x)
             x = self.apply(e.body, x, Ctx(env, ctx.names, ctx.trace, ctx.active))
@@ -246,8 +265,14 @@ class Elaborator:
         ok = True
         positional = [a for a in args if a.name is None]
         if len(positional) > len(params):
-            self.report(error("E102", f"block `{name}` takes {len(params)} arguments, got {len(positional)}",
-                              positional[len(params)].span, f"its parameters: {', '.join(params) or 'none'}"))
+            self.report(
+                error(
+                    "E102",
+                    f"block `{name}` takes {len(params)} arguments, got {len(positional)}",
+                    positional[len(params)].span,
+                    f"its parameters: {', '.join(params) or 'none'}",
+                )
+            )
             ok = False
         for p, a in zip(params, positional):
             values[p] = Thunk(a.value, ctx.env)
@@ -267,8 +292,14 @@ class Elaborator:
         for p in definition.params:
             if p.name not in values:
                 if p.default is None:
-                    self.report(error("E102", f"block `{name}` needs a value for `{p.name}`", span,
-                                      f"call it as {name}({', '.join(params)})"))
+                    self.report(
+                        error(
+                            "E102",
+                            f"block `{name}` needs a value for `{p.name}`",
+                            span,
+                            f"call it as {name}({', '.join(params)})",
+                        )
+                    )
                     ok = False
                 else:  # defaults may use earlier parameters and in_channels
                     values[p.name] = Thunk(p.default, inner_env)
@@ -296,23 +327,43 @@ class Elaborator:
             extra = [a for a in args if a.name not in (None, "shortcut")]
             shortcut = [a for a in args if a.name == "shortcut"]
             if len(body) != 1 or extra or len(shortcut) > 1:
-                self.report(error("E102", "`residual` takes one body and an optional `shortcut=`", span,
-                                  "e.g. residual(conv3x3(64) -> bn, shortcut=conv1x1(64, stride=2) -> bn)"))
+                self.report(
+                    error(
+                        "E102",
+                        "`residual` takes one body and an optional `shortcut=`",
+                        span,
+                        "e.g. residual(conv3x3(64) -> bn, shortcut=conv1x1(64, stride=2) -> bn)",
+                    )
+                )
                 return None
             outs = [self.apply(body[0].value, x, ctx)]
             if shortcut:
-                outs.append(self.apply(shortcut[0].value, x, Ctx(ctx.env, ctx.names.child(ctx.names.fresh("shortcut")), ctx.trace, ctx.active)))
+                outs.append(
+                    self.apply(
+                        shortcut[0].value,
+                        x,
+                        Ctx(ctx.env, ctx.names.child(ctx.names.fresh("shortcut")), ctx.trace, ctx.active),
+                    )
+                )
             else:
                 outs.append(x)
             exprs = [body[0].value, shortcut[0].value if shortcut else None]
             op = "add"
         else:
             if any(a.name is not None for a in args) or len(args) < 2:
-                self.report(error("E102", f"`{name}` takes two or more branches, as positional arguments", span,
-                                  f"e.g. {name}(conv1x1(64), conv3x3(64))"))
+                self.report(
+                    error(
+                        "E102",
+                        f"`{name}` takes two or more branches, as positional arguments",
+                        span,
+                        f"e.g. {name}(conv1x1(64), conv3x3(64))",
+                    )
+                )
                 return None
-            outs = [self.apply(a.value, x, Ctx(ctx.env, ctx.names.child(ctx.names.fresh("branch")), ctx.trace, ctx.active))
-                    for a in args]
+            outs = [
+                self.apply(a.value, x, Ctx(ctx.env, ctx.names.child(ctx.names.fresh("branch")), ctx.trace, ctx.active))
+                for a in args
+            ]
             exprs = [a.value for a in args]
             op = name
         if any(o is None for o in outs):
@@ -321,12 +372,16 @@ class Elaborator:
         try:
             shape = definition.shape(Attrs(), [o.shape for o in outs])
         except ops.OpError as err:
-            notes = [Note(o.span if e is not None else span, f"this branch gives {format_shape(o.shape)}")
-                     for o, e in zip(outs, exprs)]
+            notes = [
+                Note(o.span if e is not None else span, f"this branch gives {format_shape(o.shape)}")
+                for o, e in zip(outs, exprs)
+            ]
             hint = err.hint
             if name == "residual" and err.code in ("E202", "E203"):
-                hint = ("give the residual a projection shortcut that matches the body, e.g. "
-                        "`shortcut=conv1x1(C, stride=S) -> bn`")
+                hint = (
+                    "give the residual a projection shortcut that matches the body, e.g. "
+                    "`shortcut=conv1x1(C, stride=S) -> bn`"
+                )
             self.report(error(err.code, err.message, span, hint, notes))
             return None
         return self.emit(op, {}, outs, shape, span, ctx, op, label)
@@ -368,8 +423,14 @@ class Elaborator:
         pos_args = [a for a in args if a.name is None]
         if len(pos_args) > len(positional):
             took = ", ".join(p.name for p in positional) or "no positional arguments"
-            self.report(error("E102", f"`{written}` takes {len(positional)} positional argument(s) ({took}), got {len(pos_args)}",
-                              pos_args[len(positional)].span, f"name the others, e.g. {names[-1] if names else 'stride'}=..."))
+            self.report(
+                error(
+                    "E102",
+                    f"`{written}` takes {len(positional)} positional argument(s) ({took}), got {len(pos_args)}",
+                    pos_args[len(positional)].span,
+                    f"name the others, e.g. {names[-1] if names else 'stride'}=...",
+                )
+            )
             ok = False
         pairs = [(p.name, a) for p, a in zip(positional, pos_args)]
         pairs += [(ops.ALIASES_KW.get(a.name, a.name), a) for a in args if a.name is not None]
@@ -397,8 +458,14 @@ class Elaborator:
                 ok = False
         for p in signature:
             if p.default is ops.REQUIRED and p.name not in given and ok:
-                self.report(error("E102", f"`{written}` needs `{p.name}`", span,
-                                  f"e.g. {written}({p.name}=...)" if not p.positional else f"e.g. {written}(64)"))
+                self.report(
+                    error(
+                        "E102",
+                        f"`{written}` needs `{p.name}`",
+                        span,
+                        f"e.g. {written}({p.name}=...)" if not p.positional else f"e.g. {written}(64)",
+                    )
+                )
                 ok = False
         for pname, v in given.items():
             kind = next(p.kind for p in signature if p.name == pname)
@@ -412,25 +479,51 @@ class Elaborator:
     def implicit_flatten(self, x: Tensor, span: Span, ctx: Ctx) -> Tensor | None:
         c, h, w = x.shape
         if h * w > 1:
-            self.report(warning("W301", f"`fc` flattens a {c}x{h}x{w} feature map into {c * h * w:,} features", span,
-                                "write `flatten ->` before `fc` to make this explicit"))
+            self.report(
+                warning(
+                    "W301",
+                    f"`fc` flattens a {c}x{h}x{w} feature map into {c * h * w:,} features",
+                    span,
+                    "write `flatten ->` before `fc` to make this explicit",
+                )
+            )
         return self.emit("flatten", {}, [x], (c * h * w,), span, ctx, "flatten", None)
 
     def sizes_ok(self, op: ops.OpDef, attrs: dict, x: Tensor, shape: Shape, span: Span) -> bool:
         if math.prod(shape) > MAX_ELEMENTS or (len(shape) == 3 and max(shape[1:]) > MAX_DIM):
-            self.report(error("E207", f"the output {format_shape(shape)} is too large ({math.prod(shape):,} elements per sample)", span))
+            self.report(
+                error(
+                    "E207",
+                    f"the output {format_shape(shape)} is too large ({math.prod(shape):,} elements per sample)",
+                    span,
+                )
+            )
             return False
         for wname, spec in op.weights(Attrs.of(attrs), [x.shape]).items():
             if math.prod(spec.shape) > MAX_ELEMENTS:
-                self.report(error("E207", f"the {wname} tensor {spec.shape} is too large ({math.prod(spec.shape):,} elements)", span,
-                                  "flatten a smaller feature map, e.g. pool it first"))
+                self.report(
+                    error(
+                        "E207",
+                        f"the {wname} tensor {spec.shape} is too large ({math.prod(spec.shape):,} elements)",
+                        span,
+                        "flatten a smaller feature map, e.g. pool it first",
+                    )
+                )
                 return False
         return True
 
-    def emit(self, op: str, attrs: dict, inputs: list[Tensor], shape: Shape, span: Span, ctx: Ctx, base: str, label) -> Tensor | None:
+    def emit(
+        self, op: str, attrs: dict, inputs: list[Tensor], shape: Shape, span: Span, ctx: Ctx, base: str, label
+    ) -> Tensor | None:
         if len(self.nodes) >= self.max_nodes:
-            raise _Abort(error("E107", f"the network expands to more than {self.max_nodes:,} layers", span,
-                               "raise the limit with --max-nodes if this is intended"))
+            raise _Abort(
+                error(
+                    "E107",
+                    f"the network expands to more than {self.max_nodes:,} layers",
+                    span,
+                    "raise the limit with --max-nodes if this is intended",
+                )
+            )
         local = self.claim_or_fresh(ctx.names, label, base)
         if local is None:
             return None
@@ -471,8 +564,9 @@ class Compilation:
         return [d for d in self.diagnostics if d.severity == "error"]
 
 
-def compile_text(text: str, path: str = "<string>", input_shape: Shape | None = None,
-                 max_nodes: int = MAX_NODES) -> Compilation:
+def compile_text(
+    text: str, path: str = "<string>", input_shape: Shape | None = None, max_nodes: int = MAX_NODES
+) -> Compilation:
     program = load_program(text, path)
     if program.errors or program.main is None:
         return Compilation(None, program.errors, program.sources)
@@ -484,12 +578,24 @@ def compile_text(text: str, path: str = "<string>", input_shape: Shape | None = 
     shape = _input_shape(statements, input_shape, path, el)
     bodies = [s for s in statements if isinstance(s, ast.Body)]
     if not bodies:
-        el.report(error("E108", "the spec has no network body", Span(path, 1, 1, 1, 1),
-                        "add a chain of layers, e.g. `conv3x3(64) -> relu -> gap -> fc(10)`"))
+        el.report(
+            error(
+                "E108",
+                "the spec has no network body",
+                Span(path, 1, 1, 1, 1),
+                "add a chain of layers, e.g. `conv3x3(64) -> relu -> gap -> fc(10)`",
+            )
+        )
     for extra in bodies[1:]:
-        el.report(error("E108", "the network body is written twice", extra.span,
-                        "join the two chains with `->` (a line may start or end with `->`)",
-                        [Note(bodies[0].span, "the first body")]))
+        el.report(
+            error(
+                "E108",
+                "the network body is written twice",
+                extra.span,
+                "join the two chains with `->` (a line may start or end with `->`)",
+                [Note(bodies[0].span, "the first body")],
+            )
+        )
     nodes_ok = shape is not None and bool(bodies)
     output = "input"
     if nodes_ok:
@@ -508,9 +614,15 @@ def compile_text(text: str, path: str = "<string>", input_shape: Shape | None = 
     spec_inputs = [s.dims for s in statements if isinstance(s, ast.Input)]
     if expectations and input_shape is not None and spec_inputs and tuple(input_shape) != spec_inputs[0]:
         # The figures a spec pins are those at its own input; at another size they would all "fail".
-        el.report(warning("W304", f"`expect` lines are not checked: --input {'x'.join(map(str, input_shape))} "
-                                  f"overrides the spec's input {'x'.join(map(str, spec_inputs[0]))}",
-                          expectations[0].span, "run without --input to check them"))
+        el.report(
+            warning(
+                "W304",
+                f"`expect` lines are not checked: --input {'x'.join(map(str, input_shape))} "
+                f"overrides the spec's input {'x'.join(map(str, spec_inputs[0]))}",
+                expectations[0].span,
+                "run without --input to check them",
+            )
+        )
         expectations = ()
     frozen = _frozen(statements, el)
     disabled = frozenset(n.id for s in statements if isinstance(s, ast.Disable) for n in s.codes)
@@ -540,8 +652,14 @@ def _input_shape(statements, override: Shape | None, path: str, el: Elaborator) 
     elif inputs:
         dims, span = inputs[0].dims, inputs[0].span
     else:
-        el.report(error("E109", "the spec has no input shape", Span(path, 1, 1, 1, 1),
-                        "add a line like `input 3x224x224` (channels x height x width), or pass --input"))
+        el.report(
+            error(
+                "E109",
+                "the spec has no input shape",
+                Span(path, 1, 1, 1, 1),
+                "add a line like `input 3x224x224` (channels x height x width), or pass --input",
+            )
+        )
         return None
     problem = check_input_dims(dims)
     if problem:
@@ -587,8 +705,14 @@ def _frozen(statements, el: Elaborator) -> tuple[str, ...]:
         for target in s.names:
             hits = [n for n in names if n == target.id or n.startswith(target.id + ".")]
             if not hits and el.nodes:
-                el.report(error("E101", f"`freeze`: no layer or block named `{target.id}`", target.span,
-                                did_you_mean(target.id, [*names, *prefixes])))
+                el.report(
+                    error(
+                        "E101",
+                        f"`freeze`: no layer or block named `{target.id}`",
+                        target.span,
+                        did_you_mean(target.id, [*names, *prefixes]),
+                    )
+                )
             frozen += [h for h in hits if h not in frozen]
     return tuple(frozen)
 

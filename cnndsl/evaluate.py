@@ -142,8 +142,14 @@ class Evaluator:
             return tuple(self.value(i) for i in e.items)
         if isinstance(e, ast.Call) and e.func in BUILTINS:
             return self._builtin(e)
-        raise EvalError(error("E103", "expected a value here, found a layer", e.span,
-                              "layers go in a chain with `->`; arguments take numbers, booleans and tuples"))
+        raise EvalError(
+            error(
+                "E103",
+                "expected a value here, found a layer",
+                e.span,
+                "layers go in a chain with `->`; arguments take numbers, booleans and tuples",
+            )
+        )
 
     def truth(self, v: Any, span: Span) -> bool:
         if not isinstance(v, bool):
@@ -168,7 +174,9 @@ class Evaluator:
             try:
                 ok = _COMPARE[op](left, right)
             except TypeError:
-                raise EvalError(error("E103", f"cannot compare {describe(left)} with {describe(right)}", e.span)) from None
+                raise EvalError(
+                    error("E103", f"cannot compare {describe(left)} with {describe(right)}", e.span)
+                ) from None
             if not ok:
                 return False
             left = right

@@ -41,7 +41,11 @@ def _value(v) -> ast.Expr:
     if isinstance(v, (int, float)):
         return ast.Number(v, repr(v), UNKNOWN_SPAN)
     if isinstance(v, tuple):
-        return ast.TupleExpr(tuple(_value(i) for i in v), UNKNOWN_SPAN) if v and not isinstance(v[0], tuple) else ast.ListExpr(tuple(_value(i) for i in v), UNKNOWN_SPAN)
+        return (
+            ast.TupleExpr(tuple(_value(i) for i in v), UNKNOWN_SPAN)
+            if v and not isinstance(v[0], tuple)
+            else ast.ListExpr(tuple(_value(i) for i in v), UNKNOWN_SPAN)
+        )
     return ast.Name(str(v), UNKNOWN_SPAN)
 
 
@@ -52,7 +56,9 @@ def primitive(node: Node) -> ast.Expr:
         if k == "table":
             if v is None:
                 continue
-            value = ast.ListExpr(tuple(ast.ListExpr(tuple(_value(i) for i in row), UNKNOWN_SPAN) for row in v), UNKNOWN_SPAN)
+            value = ast.ListExpr(
+                tuple(ast.ListExpr(tuple(_value(i) for i in row), UNKNOWN_SPAN) for row in v), UNKNOWN_SPAN
+            )
         else:
             value = _value(v)
         args.append(ast.Arg(k, value, UNKNOWN_SPAN))
@@ -88,8 +94,11 @@ def _pipe(items: list[ast.Expr]) -> ast.Expr:
 
 def expand(network: Network) -> str:
     idom = dominators(network)
-    lines = [f"# {network.name}: fully expanded by `cnndsl expand`", f"network {network.name}",
-             "input " + "x".join(map(str, network.input_shape))]
+    lines = [
+        f"# {network.name}: fully expanded by `cnndsl expand`",
+        f"network {network.name}",
+        "input " + "x".join(map(str, network.input_shape)),
+    ]
     items = chain(network, idom, network.output, "input")
     for i, (expr, node) in enumerate(items):
         text = inline(expr)

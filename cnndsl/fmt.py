@@ -242,7 +242,7 @@ class Formatter:
             if multiline:
                 sub = self.layout(item, depth)
                 if lines:
-                    sub[0] = pad + "-> " + sub[0][len(pad):]
+                    sub[0] = pad + "-> " + sub[0][len(pad) :]
                 lines.extend(sub)
             else:
                 group.append(text)
@@ -271,11 +271,11 @@ class Formatter:
     def layout_cond(self, e: ast.Cond, depth: int) -> list[str]:
         """A long conditional, parenthesised so that it may span lines anywhere:
 
-            (
-              THEN
-              if TEST
-              else ELSE
-            )
+        (
+          THEN
+          if TEST
+          else ELSE
+        )
         """
         pad, inner = INDENT * depth, INDENT * (depth + 1)
         then = self.branch(e.then, depth + 1)

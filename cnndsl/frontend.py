@@ -17,7 +17,9 @@ def read_spec(path: str) -> str:
     except FileNotFoundError:
         raise CnnError([error("E003", f"no such file: {path}", span)]) from None
     except IsADirectoryError:
-        raise CnnError([error("E003", f"{path} is a directory", span, "use `cnndsl lint DIR` to check a directory")]) from None
+        raise CnnError(
+            [error("E003", f"{path} is a directory", span, "use `cnndsl lint DIR` to check a directory")]
+        ) from None
     except OSError as e:
         raise CnnError([error("E003", f"cannot read {path}: {e.strerror}", span)]) from None
     if len(data) > MAX_SOURCE_BYTES:

@@ -87,8 +87,9 @@ class _Loader:
             self.errors.append(error("E106", f"`{name}` is defined twice", span, "rename one of them"))
             return True
         if name in RESERVED or name in BUILTINS or name in CONSTANTS or ops.lookup(name) is not None:
-            self.errors.append(error("E106", f"`{name}` is a built-in name and cannot be redefined", span,
-                                     f"call it `my_{name}`"))
+            self.errors.append(
+                error("E106", f"`{name}` is a built-in name and cannot be redefined", span, f"call it `my_{name}`")
+            )
             return True
         return False
 
@@ -100,18 +101,22 @@ class _Loader:
                 self.errors.append(error("E106", f"parameter `{p.name}` is listed twice", p.span))
             seen.add(p.name)
             if p.default is None and defaulted:
-                self.errors.append(error("E102", f"parameter `{p.name}` without a default follows one with a default", p.span))
+                self.errors.append(
+                    error("E102", f"parameter `{p.name}` without a default follows one with a default", p.span)
+                )
             defaulted = defaulted or p.default is not None
 
     def _import(self, scope: ModuleScope, stmt: ast.Import, stack: tuple[str, ...]) -> None:
         if stmt.is_path:
             base = Path(scope.path).parent if not scope.path.startswith("<") else Path.cwd()
-            target = (base / stmt.target)
+            target = base / stmt.target
         else:
             target = STDLIB / (stmt.target.replace(".", "/") + ".cnn")
         key = str(target)
         if key in stack:
-            self.errors.append(error("E005", f"import cycle: {' -> '.join([*stack[stack.index(key):], key])}", stmt.span))
+            self.errors.append(
+                error("E005", f"import cycle: {' -> '.join([*stack[stack.index(key) :], key])}", stmt.span)
+            )
             return
         if key not in self.cache:
             try:
@@ -121,7 +126,10 @@ class _Loader:
                 if not stmt.is_path:
                     from .diagnostics import did_you_mean
 
-                    hint = did_you_mean(stmt.target, stdlib_modules()) or f"the standard library has: {', '.join(stdlib_modules())}"
+                    hint = (
+                        did_you_mean(stmt.target, stdlib_modules())
+                        or f"the standard library has: {', '.join(stdlib_modules())}"
+                    )
                 elif isinstance(e, FileNotFoundError):
                     hint = "import paths are relative to the importing file"
                 self.errors.append(error("E004", f"cannot import `{stmt.target}`: {_reason(e)}", stmt.span, hint))
@@ -152,11 +160,17 @@ class _Loader:
                 if callee in {p.name for p in local[name].params}:
                     continue
                 if state.get(callee) == 1:
-                    cycle = [*path[path.index(callee):], callee] if callee in path else [name, callee]
+                    cycle = [*path[path.index(callee) :], callee] if callee in path else [name, callee]
                     span = _first_call_span(local[name].body, callee) or local[name].span
-                    self.errors.append(error("E105", f"block `{name}` is recursive: {' -> '.join(cycle)}", span,
-                                             "a block may call other blocks but never itself",
-                                             [Note(local[callee].span, f"`{callee}` is defined here")]))
+                    self.errors.append(
+                        error(
+                            "E105",
+                            f"block `{name}` is recursive: {' -> '.join(cycle)}",
+                            span,
+                            "a block may call other blocks but never itself",
+                            [Note(local[callee].span, f"`{callee}` is defined here")],
+                        )
+                    )
                 elif state.get(callee) is None:
                     visit(callee, [*path, callee])
             state[name] = 2

@@ -109,8 +109,11 @@ def pair(v) -> tuple[int, int]:
 
 def _require_map(op: str, shape: Shape) -> tuple[int, int, int]:
     if len(shape) != 3:
-        raise OpError("E205", f"`{op}` needs a CxHxW feature map, got a flat vector of {shape[0]}",
-                      "move the layer before `flatten` or the first `fc`")
+        raise OpError(
+            "E205",
+            f"`{op}` needs a CxHxW feature map, got a flat vector of {shape[0]}",
+            "move the layer before `flatten` or the first `fc`",
+        )
     return shape  # type: ignore[return-value]
 
 
@@ -133,9 +136,12 @@ def _spatial(op: str, attrs: Attrs, shape: Shape) -> tuple[int, int]:
     oh, ow = window_out(h, kh, sh, ph, dh, ceil), window_out(w, kw, sw, pw, dw, ceil)
     if oh < 1 or ow < 1:
         eff = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
-        raise OpError("E201", f"`{op}` with kernel {eff[0]}x{eff[1]}, stride {sh}x{sw} and padding {ph}x{pw} "
-                      f"leaves a {oh}x{ow} output from a {h}x{w} input",
-                      "use a larger input, more padding, or fewer downsampling layers before this one")
+        raise OpError(
+            "E201",
+            f"`{op}` with kernel {eff[0]}x{eff[1]}, stride {sh}x{sw} and padding {ph}x{pw} "
+            f"leaves a {oh}x{ow} output from a {h}x{w} input",
+            "use a larger input, more padding, or fewer downsampling layers before this one",
+        )
     return oh, ow
 
 
@@ -155,9 +161,16 @@ def _resolve_conv(a: dict, ins: list[Shape]) -> dict:
     pad = a["pad"]
     if pad in ("auto", "same"):
         if pad == "same" and stride != (1, 1):
-            raise OpError("E206", "`pad=same` needs stride 1", "use the default padding (k//2), which halves the size with stride 2", "pad")
+            raise OpError(
+                "E206",
+                "`pad=same` needs stride 1",
+                "use the default padding (k//2), which halves the size with stride 2",
+                "pad",
+            )
         if pad == "same" and any(d * (k - 1) % 2 for k, d in zip(kernel, dilation)):
-            raise OpError("E206", f"`pad=same` needs an odd kernel, got {kernel[0]}x{kernel[1]}", "give `pad` explicitly", "pad")
+            raise OpError(
+                "E206", f"`pad=same` needs an odd kernel, got {kernel[0]}x{kernel[1]}", "give `pad` explicitly", "pad"
+            )
         pad = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
     elif pad == "valid":
         pad = (0, 0)
@@ -167,16 +180,25 @@ def _resolve_conv(a: dict, ins: list[Shape]) -> dict:
         if groups != 1:
             raise OpError("E208", "a connection table replaces groups; give one or the other", arg="table")
         if len(table) != out:
-            raise OpError("E208", f"the connection table has {len(table)} rows for {out} output maps",
-                          "give one list of input maps per output map", "table")
+            raise OpError(
+                "E208",
+                f"the connection table has {len(table)} rows for {out} output maps",
+                "give one list of input maps per output map",
+                "table",
+            )
         for row in table:
             if not row or any(not 0 <= i < c for i in row) or len(set(row)) != len(row):
-                raise OpError("E208", f"connection table row {list(row)} must list distinct input maps 0..{c - 1}",
-                              arg="table")
+                raise OpError(
+                    "E208", f"connection table row {list(row)} must list distinct input maps 0..{c - 1}", arg="table"
+                )
         a["table"] = tuple(tuple(r) for r in table)
     if c % groups or out % groups:
-        raise OpError("E204", f"groups={groups} must divide both the input channels ({c}) and the output channels ({out})",
-                      f"choose groups from the common divisors of {c} and {out}", "groups")
+        raise OpError(
+            "E204",
+            f"groups={groups} must divide both the input channels ({c}) and the output channels ({out})",
+            f"choose groups from the common divisors of {c} and {out}",
+            "groups",
+        )
     if any(2 * p > d * (k - 1) + 1 + 2 * MAX_DIM for p, k, d in zip(a["pad"], kernel, dilation)):
         raise OpError("E104", "padding is absurdly large", arg="pad")
     return a
@@ -217,8 +239,14 @@ _CONV_PARAMS = (
 )
 
 CONV = OpDef(
-    "conv", "2-D convolution (cross-correlation, as in every framework)", _CONV_PARAMS,
-    resolve=_resolve_conv, shape=_conv_shape, weights=_conv_weights, macs=_conv_macs, window=_window,
+    "conv",
+    "2-D convolution (cross-correlation, as in every framework)",
+    _CONV_PARAMS,
+    resolve=_resolve_conv,
+    shape=_conv_shape,
+    weights=_conv_weights,
+    macs=_conv_macs,
+    window=_window,
     feature_map=True,
 )
 
@@ -231,8 +259,12 @@ def _resolve_pool(a: dict, ins: list[Shape]) -> dict:
     stride = kernel if a["stride"] is None else pair(a["stride"])
     pad = pair(a["pad"])
     if any(2 * p > k for p, k in zip(pad, kernel)):
-        raise OpError("E206", f"pooling padding {pad[0]}x{pad[1]} is more than half the kernel {kernel[0]}x{kernel[1]}",
-                      "a window of only padding has no input; use pad <= kernel // 2", "pad")
+        raise OpError(
+            "E206",
+            f"pooling padding {pad[0]}x{pad[1]} is more than half the kernel {kernel[0]}x{kernel[1]}",
+            "a window of only padding has no input; use pad <= kernel // 2",
+            "pad",
+        )
     a.update(kernel=kernel, stride=stride, pad=pad)
     return a
 
@@ -248,11 +280,19 @@ _POOL_PARAMS = (
     Param("ceil", "bool", False, doc="round the output size up (torch's ceil_mode)"),
 )
 
-MAXPOOL = OpDef("maxpool", "max pooling", _POOL_PARAMS, resolve=_resolve_pool, shape=_pool_shape, window=_window,
-                feature_map=True)
-AVGPOOL = OpDef("avgpool", "average pooling", _POOL_PARAMS + (
-    Param("include_pad", "bool", True, doc="count padding in the average (torch's count_include_pad)"),),
-    resolve=_resolve_pool, shape=_pool_shape, window=_window, feature_map=True)
+MAXPOOL = OpDef(
+    "maxpool", "max pooling", _POOL_PARAMS, resolve=_resolve_pool, shape=_pool_shape, window=_window, feature_map=True
+)
+AVGPOOL = OpDef(
+    "avgpool",
+    "average pooling",
+    _POOL_PARAMS
+    + (Param("include_pad", "bool", True, doc="count padding in the average (torch's count_include_pad)"),),
+    resolve=_resolve_pool,
+    shape=_pool_shape,
+    window=_window,
+    feature_map=True,
+)
 
 
 def _global_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
@@ -284,9 +324,13 @@ def _adaptive_window(attrs: Attrs, ins: list[Shape]):
 
 
 ADAPTIVE_AVGPOOL = OpDef(
-    "adaptive_avgpool", "adaptive average pooling to a fixed output size (torch's AdaptiveAvgPool2d)",
-    (Param("size", "stride", positional=True),), resolve=_resolve_adaptive, shape=_adaptive_shape,
-    window=_adaptive_window, feature_map=True,
+    "adaptive_avgpool",
+    "adaptive average pooling to a fixed output size (torch's AdaptiveAvgPool2d)",
+    (Param("size", "stride", positional=True),),
+    resolve=_resolve_adaptive,
+    shape=_adaptive_shape,
+    window=_adaptive_window,
+    feature_map=True,
 )
 
 # Dense layers and reshaping ----------------------------------------------------------------
@@ -296,8 +340,9 @@ def _flatten_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return (math.prod(ins[0]),)
 
 
-FLATTEN = OpDef("flatten", "CxHxW to a flat vector of C*H*W (channel-major, as torch)", shape=_flatten_shape,
-                window=_global_window)
+FLATTEN = OpDef(
+    "flatten", "CxHxW to a flat vector of C*H*W (channel-major, as torch)", shape=_flatten_shape, window=_global_window
+)
 
 
 def _fc_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
@@ -316,8 +361,15 @@ def _fc_macs(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
     return ins[0][0] * attrs["out"]
 
 
-FC = OpDef("fc", "fully connected (linear) layer", (Param("out", "channels", positional=True), Param("bias", "bool", True)),
-           shape=_fc_shape, weights=_fc_weights, macs=_fc_macs, window=_global_window)
+FC = OpDef(
+    "fc",
+    "fully connected (linear) layer",
+    (Param("out", "channels", positional=True), Param("bias", "bool", True)),
+    shape=_fc_shape,
+    weights=_fc_weights,
+    macs=_fc_macs,
+    window=_global_window,
+)
 
 
 def _bn_weights(attrs: Attrs, ins: list[Shape]) -> dict[str, TensorSpec]:
@@ -331,8 +383,12 @@ def _bn_weights(attrs: Attrs, ins: list[Shape]) -> dict[str, TensorSpec]:
     }
 
 
-BN = OpDef("bn", "batch normalisation over channels (running statistics at inference)",
-           (Param("eps", "positive", 1e-5), Param("momentum", "fraction", 0.1)), weights=_bn_weights)
+BN = OpDef(
+    "bn",
+    "batch normalisation over channels (running statistics at inference)",
+    (Param("eps", "positive", 1e-5), Param("momentum", "fraction", 0.1)),
+    weights=_bn_weights,
+)
 
 DROPOUT = OpDef("dropout", "dropout (identity at inference)", (Param("p", "fraction", 0.5, positional=True),))
 
@@ -381,21 +437,44 @@ def _concat_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
         if len(s) != len(first):
             raise OpError("E205", "`concat` cannot join a feature map and a flat vector")
         if s[1:] != first[1:]:
-            raise OpError("E203", f"`concat` needs equal spatial sizes, got {first[1]}x{first[2]} and {s[1]}x{s[2]}",
-                          "give every branch the same total stride and padding")
+            raise OpError(
+                "E203",
+                f"`concat` needs equal spatial sizes, got {first[1]}x{first[2]} and {s[1]}x{s[2]}",
+                "give every branch the same total stride and padding",
+            )
     return (sum(s[0] for s in ins), *first[1:])
 
 
 ADD = OpDef("add", "element-wise sum of branches (residual connections)", arity=-1, shape=_merge_shape("add", False))
-MUL = OpDef("mul", "element-wise product of branches; a Cx1x1 branch broadcasts (squeeze-and-excitation)", arity=-1,
-            shape=_merge_shape("mul", True))
+MUL = OpDef(
+    "mul",
+    "element-wise product of branches; a Cx1x1 branch broadcasts (squeeze-and-excitation)",
+    arity=-1,
+    shape=_merge_shape("mul", True),
+)
 CONCAT = OpDef("concat", "concatenation of branches along channels (Inception)", arity=-1, shape=_concat_shape)
 
 INPUT = OpDef("input", "the network input", arity=0)
 
 OPS: dict[str, OpDef] = {
     op.name: op
-    for op in [INPUT, CONV, MAXPOOL, AVGPOOL, GAP, GMP, ADAPTIVE_AVGPOOL, FLATTEN, FC, BN, DROPOUT, *ACTIVATIONS, ADD, MUL, CONCAT]
+    for op in [
+        INPUT,
+        CONV,
+        MAXPOOL,
+        AVGPOOL,
+        GAP,
+        GMP,
+        ADAPTIVE_AVGPOOL,
+        FLATTEN,
+        FC,
+        BN,
+        DROPOUT,
+        *ACTIVATIONS,
+        ADD,
+        MUL,
+        CONCAT,
+    ]
 }
 
 # Surface names ------------------------------------------------------------------------
@@ -436,7 +515,9 @@ def lookup(name: str) -> Surface | None:
 
 def surface_names() -> list[str]:
     """Every layer name a user can write (for `did you mean`)."""
-    sized = [f"{f}{k}x{k}" for f in ("conv", "dwconv") for k in (1, 3, 5, 7)] + [f"{f}{k}" for f in ("maxpool", "avgpool") for k in (2, 3)]
+    sized = [f"{f}{k}x{k}" for f in ("conv", "dwconv") for k in (1, 3, 5, 7)] + [
+        f"{f}{k}" for f in ("maxpool", "avgpool") for k in (2, 3)
+    ]
     plain = [n for n in OPS if n not in ("input", *MERGES)]
     return sorted({*sized, *plain, *ALIASES, "dwconv"})
 
@@ -462,11 +543,23 @@ def check_value(kind: str, value: Any) -> str | None:
         ok = (is_int and 1 <= value <= MAX_DIM) or _is_pair(value, 1)
         return None if ok else "a positive integer or a pair (h, w)"
     if kind == "stride":
-        return None if value is None or (is_int and 1 <= value <= MAX_DIM) or _is_pair(value, 1) else "a positive integer or a pair (h, w)"
+        return (
+            None
+            if value is None or (is_int and 1 <= value <= MAX_DIM) or _is_pair(value, 1)
+            else "a positive integer or a pair (h, w)"
+        )
     if kind == "pair":
-        return None if (is_int and 0 <= value <= MAX_DIM) or _is_pair(value, 0) else "a non-negative integer or a pair (h, w)"
+        return (
+            None
+            if (is_int and 0 <= value <= MAX_DIM) or _is_pair(value, 0)
+            else "a non-negative integer or a pair (h, w)"
+        )
     if kind == "padding":
-        return None if value in ("same", "valid") or check_value("pair", value) is None else "an integer, a pair, `same` or `valid`"
+        return (
+            None
+            if value in ("same", "valid") or check_value("pair", value) is None
+            else "an integer, a pair, `same` or `valid`"
+        )
     if kind == "bool":
         return None if isinstance(value, bool) else "`true` or `false`"
     if kind == "float":
@@ -476,12 +569,19 @@ def check_value(kind: str, value: Any) -> str | None:
     if kind == "fraction":
         return None if is_num and 0 <= value < 1 else "a number from 0 up to (not including) 1"
     if kind == "table":
-        ok = value is None or (isinstance(value, tuple) and all(isinstance(r, tuple) and all(
-            isinstance(i, int) and not isinstance(i, bool) for i in r) for r in value))
+        ok = value is None or (
+            isinstance(value, tuple)
+            and all(
+                isinstance(r, tuple) and all(isinstance(i, int) and not isinstance(i, bool) for i in r) for r in value
+            )
+        )
         return None if ok else "a list of lists of input-map indices"
     raise AssertionError(kind)
 
 
 def _is_pair(value: Any, low: int) -> bool:
-    return (isinstance(value, tuple) and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and low <= v <= MAX_DIM for v in value))
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and low <= v <= MAX_DIM for v in value)
+    )

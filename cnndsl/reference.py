@@ -19,7 +19,11 @@ def run(network: Network, weights: dict[str, np.ndarray], x: np.ndarray) -> np.n
     values = {"input": np.asarray(x, dtype=np.float64)}
     for node in network.layers:
         args = [values[i] for i in node.inputs]
-        w = {k[len(node.name) + 1 :]: np.asarray(v, np.float64) for k, v in weights.items() if k.startswith(node.name + ".") and "." not in k[len(node.name) + 1 :]}
+        w = {
+            k[len(node.name) + 1 :]: np.asarray(v, np.float64)
+            for k, v in weights.items()
+            if k.startswith(node.name + ".") and "." not in k[len(node.name) + 1 :]
+        }
         values[node.name] = _OPS[node.op](node, args, w)
     return values[network.output]
 

@@ -93,8 +93,16 @@ class _Builder(Transformer):
     def _mark(self, node, children):
         d = 1 + max((self.depth.get(id(c), 0) for c in children if not isinstance(c, Token)), default=0)
         if d > MAX_NESTING * 2:
-            raise CnnError([error("E002", f"expression nested too deeply (more than {MAX_NESTING * 2} levels)", node.span,
-                                  "split it into named constants or blocks")])
+            raise CnnError(
+                [
+                    error(
+                        "E002",
+                        f"expression nested too deeply (more than {MAX_NESTING * 2} levels)",
+                        node.span,
+                        "split it into named constants or blocks",
+                    )
+                ]
+            )
         self.depth[id(node)] = d
         return node
 
@@ -134,7 +142,9 @@ class _Builder(Transformer):
         return ast.Expect(c[1].value, c[2].value, c[3], self._span(c))
 
     def disable_stmt(self, c):
-        return ast.Disable(tuple(ast.Name(t.value, _tok_span(self.file, t)) for t in c[1:] if t.type == "NAME"), self._span(c))
+        return ast.Disable(
+            tuple(ast.Name(t.value, _tok_span(self.file, t)) for t in c[1:] if t.type == "NAME"), self._span(c)
+        )
 
     def freeze_stmt(self, c):
         return ast.Freeze(tuple(self._nodes(c)), self._span(c))
@@ -268,8 +278,16 @@ def parse_module(text: str, path: str = "<string>") -> ast.Module:
         try:
             statements = parser.parse(text)
         except _TooDeep as e:
-            raise CnnError([error("E002", f"brackets nested more than {MAX_NESTING} deep", _tok_span(path, e.token),
-                                  "flatten the structure with named blocks")]) from None
+            raise CnnError(
+                [
+                    error(
+                        "E002",
+                        f"brackets nested more than {MAX_NESTING} deep",
+                        _tok_span(path, e.token),
+                        "flatten the structure with named blocks",
+                    )
+                ]
+            ) from None
         except UnexpectedInput as e:
             raise CnnError([_syntax_diagnostic(e, path)]) from None
         comments = tuple(builder.comments)
@@ -277,10 +295,26 @@ def parse_module(text: str, path: str = "<string>") -> ast.Module:
 
 
 _READABLE = {
-    "NAME": "a name", "NUMBER": "a number", "DIMS": "dimensions like 3x224x224", "STRING": 'a "string"',
-    "_NL": "end of line", "$END": "end of file", "ARROW": "`->`", "REPEAT": "`]x`", "COMP_OP": "a comparison",
-    "ADD_OP": "`+` or `-`", "MUL_OP": "`*`, `/`, `//` or `%`", "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`",
-    "RSQB": "`]`", "LBRACE": "`{`", "RBRACE": "`}`", "COMMA": "`,`", "EQUAL": "`=`", "COLON": "`:`",
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "DIMS": "dimensions like 3x224x224",
+    "STRING": 'a "string"',
+    "_NL": "end of line",
+    "$END": "end of file",
+    "ARROW": "`->`",
+    "REPEAT": "`]x`",
+    "COMP_OP": "a comparison",
+    "ADD_OP": "`+` or `-`",
+    "MUL_OP": "`*`, `/`, `//` or `%`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "COMMA": "`,`",
+    "EQUAL": "`=`",
+    "COLON": "`:`",
 }
 
 
@@ -314,5 +348,9 @@ def _syntax_diagnostic(e: UnexpectedInput, path: str):
         value = "end of line" if tok.type == "_NL" else f"`{tok.value}`"
         end = tok.end_column if tok.end_line == tok.line and tok.end_column else column + 1
         return error("E001", f"unexpected {value}", Span(path, line, column, line, end), hint)
-    return error("E001", "unexpected end of file", Span(path, line, column, line, column + 1),
-                 "a bracket or statement is not closed")
+    return error(
+        "E001",
+        "unexpected end of file",
+        Span(path, line, column, line, column + 1),
+        "a bracket or statement is not closed",
+    )

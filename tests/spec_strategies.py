@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-ACTIVATIONS = ["relu", "relu6", "leaky_relu(0.2)", "sigmoid", "tanh", "gelu", "silu", "hardswish", "identity", "dropout(0.1)"]
+ACTIVATIONS = [
+    "relu",
+    "relu6",
+    "leaky_relu(0.2)",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "silu",
+    "hardswish",
+    "identity",
+    "dropout(0.1)",
+]
 
 
 @st.composite
@@ -49,7 +60,9 @@ def layer(draw, depth=0):
     if kind == "bn":
         return draw(st.sampled_from(["bn", "batchnorm(eps=1e-3)"]))
     if kind == "pool":
-        return draw(st.sampled_from(["maxpool2", "avgpool2(ceil=true)", "maxpool3(stride=1, pad=1)", "maxpool(kernel=2)"]))
+        return draw(
+            st.sampled_from(["maxpool2", "avgpool2(ceil=true)", "maxpool3(stride=1, pad=1)", "maxpool(kernel=2)"])
+        )
     if kind == "repeat":
         var = draw(st.sampled_from(["", "i: "]))
         body = draw(chain(depth + 1))

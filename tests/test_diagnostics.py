@@ -128,7 +128,12 @@ def test_json_reports_diagnostics(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     (d,) = out["diagnostics"]
     assert {k: d[k] for k in ("severity", "code", "file", "line", "column")} == {
-        "severity": "error", "code": "E101", "file": str(spec), "line": 2, "column": 15}
+        "severity": "error",
+        "code": "E101",
+        "file": str(spec),
+        "line": 2,
+        "column": 15,
+    }
     assert "relu" in d["message"] + (d["hint"] or "")
 
 

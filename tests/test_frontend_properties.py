@@ -58,9 +58,50 @@ def only_own_diagnostics(text: str) -> None:
         assert all(d.code in CODES for d in e.diagnostics)
 
 
-TOKENS = ["->", "[", "]x", "]x2", "(", ")", "{", "}", ",", "=", "==", ":", "\n", " ", "#", "conv3x3", "relu", "x",
-          "input", "block", "let", "import", "expect", "as", "if", "else", "-", "**", "9" * 30, "1e308", "0",
-          "residual", "concat", "add", "mul", "in_channels", '"', "\t", "\\\n", "×", "\x00", "é"]
+TOKENS = [
+    "->",
+    "[",
+    "]x",
+    "]x2",
+    "(",
+    ")",
+    "{",
+    "}",
+    ",",
+    "=",
+    "==",
+    ":",
+    "\n",
+    " ",
+    "#",
+    "conv3x3",
+    "relu",
+    "x",
+    "input",
+    "block",
+    "let",
+    "import",
+    "expect",
+    "as",
+    "if",
+    "else",
+    "-",
+    "**",
+    "9" * 30,
+    "1e308",
+    "0",
+    "residual",
+    "concat",
+    "add",
+    "mul",
+    "in_channels",
+    '"',
+    "\t",
+    "\\\n",
+    "×",
+    "\x00",
+    "é",
+]
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=2000)
@@ -76,25 +117,30 @@ def test_random_text(text):
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=5000)
-@given(st.sampled_from(SPEC_TEXTS), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 8), st.sampled_from(TOKENS)),
-                                              min_size=1, max_size=4))
+@given(
+    st.sampled_from(SPEC_TEXTS),
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 8), st.sampled_from(TOKENS)), min_size=1, max_size=4),
+)
 def test_mutated_specs(text, edits):
     for pos, cut, insert in edits:
         pos %= len(text) + 1
-        text = text[:pos] + insert + text[pos + cut:]
+        text = text[:pos] + insert + text[pos + cut :]
     only_own_diagnostics(text)
 
 
-@pytest.mark.parametrize("text", [
-    "input 3x8x8\n" + "(" * 5000 + "relu" + ")" * 5000,
-    "input 3x8x8\nconv3x3(" + "-" * 5000 + "1)",
-    "input 3x8x8\nconv3x3(" + "2**" * 3000 + "2)",
-    "input 3x8x8\nconv3x3(" + " + ".join(["1"] * 20000) + ")",
-    "input 3x8x8\n" + " -> ".join(["relu"] * 20000),
-    "input 3x8x8\nconv3x3(2**2**2**2**2**2)",
-    "input 3x8x8\nconv3x3(10**400)",
-    "input 3x8x8\nconv3x3(1e400)",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "input 3x8x8\n" + "(" * 5000 + "relu" + ")" * 5000,
+        "input 3x8x8\nconv3x3(" + "-" * 5000 + "1)",
+        "input 3x8x8\nconv3x3(" + "2**" * 3000 + "2)",
+        "input 3x8x8\nconv3x3(" + " + ".join(["1"] * 20000) + ")",
+        "input 3x8x8\n" + " -> ".join(["relu"] * 20000),
+        "input 3x8x8\nconv3x3(2**2**2**2**2**2)",
+        "input 3x8x8\nconv3x3(10**400)",
+        "input 3x8x8\nconv3x3(1e400)",
+    ],
+)
 def test_hostile_input_gets_a_diagnostic(text):
     only_own_diagnostics(text)
     assert compile_text(text).errors or compile_text(text).network is not None

@@ -27,11 +27,16 @@ def stacks(draw):
             ph, pw = draw(st.integers(0, 3)), draw(st.integers(0, 3))
             groups = draw(st.sampled_from([g for g in (1, 2, 3) if channels % g == 0]))
             out = groups * draw(st.integers(1, 3))
-            layers.append(f"conv({out}, kernel=({kh}, {kw}), stride=({sh}, {sw}), pad=({ph}, {pw}), "
-                          f"dilation=({dh}, {dw}), groups={groups})")
+            layers.append(
+                f"conv({out}, kernel=({kh}, {kw}), stride=({sh}, {sw}), pad=({ph}, {pw}), "
+                f"dilation=({dh}, {dw}), groups={groups})"
+            )
             weight = torch.zeros(out, channels // groups, kh, kw)
-            steps.append(lambda x, weight=weight, s=(sh, sw), p=(ph, pw), d=(dh, dw), g=groups:
-                         F.conv2d(x, weight, None, s, p, d, g))
+            steps.append(
+                lambda x, weight=weight, s=(sh, sw), p=(ph, pw), d=(dh, dw), g=groups: F.conv2d(
+                    x, weight, None, s, p, d, g
+                )
+            )
             channels = out
         elif kind == "adaptive":
             size = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))

@@ -223,6 +223,7 @@ def _bn_ref(bn: Node) -> str:
     """A batch norm as the weight-preparation helpers of the model API take it: node name, eps."""
     return f'"{bn.name}", {_py(bn.attrs["eps"])}'
 
+
 def _prep_folded(network: Network, step: Step) -> list[str]:
     node, a = step.node, step.node.attrs
     args = f'w, "{node.name}"'

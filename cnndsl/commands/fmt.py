@@ -8,7 +8,9 @@ from ..cli import EXIT_ERROR, EXIT_FAILED, EXIT_OK, command
 
 
 def _setup(p):
-    p.add_argument("specs", nargs="+", metavar="SPEC", help=".cnn files to format in place ('-' reads stdin, writes stdout)")
+    p.add_argument(
+        "specs", nargs="+", metavar="SPEC", help=".cnn files to format in place ('-' reads stdin, writes stdout)"
+    )
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if any file is not formatted")
 
 
