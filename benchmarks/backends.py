@@ -174,6 +174,8 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
     import torch
     import torch.nn.functional as F
 
+    from cnndsl.backends.numba_backend import conv_method, conv_scratch
+
     rng = np.random.default_rng(0)
     rows, tot_macs, tot_nb, tot_t = [], 0, 0.0, 0.0
     for n in network.layers:
@@ -185,10 +187,11 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
         w = rng.standard_normal(node_weights(network, n)["weight"].shape).astype(np.float32)
         b = np.zeros(n.shape[0], np.float32)
         y = np.empty((batch, *n.shape), np.float32)
-        scratch = np.empty(cin[0] * 9 * n.shape[1] * n.shape[2], np.float32)
+        method = conv_method(cin[0], n)  # the method the renderer picks for this layer
+        scratch = np.empty(max(conv_scratch(cin[0], cin[1:], n, method), 1), np.float32)
         (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
         conv = model_module.conv2d
-        nb_args = (x, w, b, y, scratch, 1, sh, sw, ph, pw, dh, dw, 1, 1, 0.0)
+        nb_args = (x, w, b, y, scratch, 1, sh, sw, ph, pw, dh, dw, getattr(model_module, method), 1, 0.0)
         t_args = (torch.from_numpy(x), torch.from_numpy(w), None, a["stride"], a["pad"], a["dilation"])
         fns = {
             "numba": lambda conv=conv, nb_args=nb_args: conv(*nb_args),
