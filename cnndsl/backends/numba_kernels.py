@@ -241,7 +241,7 @@ def _im2col(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
         _im2col_parallel(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
 
 
-@_nb.njit(cache=True)
+@_nb.njit(cache=True, fastmath={"contract"})
 def _wide_block(src, w, b, acc, y, n, o0, wp, dh, dw, act, slope):
     """Output channels o0..o0+3 of image n by the wide-row direct method (stride 1, groups 1).
 
