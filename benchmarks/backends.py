@@ -270,7 +270,7 @@ def main() -> int:
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
         f"{os.getloadavg()[0]:.1f}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
-        f"sgemm peak {peak:.1f} GFLOP/s"
+        f"sgemm peak {peak:.1f} GFLOP/s; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}"
     )
     print(f"numba first call (compile or cache load + run): {first_call:.2f} s; torch: {torch_kind}")
     print(f"outputs agree: {'yes' if ok else 'NO'} (max abs {abs_err:.2e}, max rel {rel_err:.2e})")
