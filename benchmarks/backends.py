@@ -53,14 +53,20 @@ def node_macs(network, node) -> int:
 
 
 def sgemm_peak(size: int = 2048, tries: int = 5) -> float:
-    """Best GFLOP/s of a large float32 matrix product, numpy and torch: this machine's practical peak."""
+    """Best GFLOP/s of a large float32 matrix product, numpy, torch and np.dot inside numba (the BLAS the
+    numba backend runs, with its AVX-512 kernels where the kernel library asked for them): this machine's
+    practical peak."""
+    import numba
     import torch
 
     a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
     ta = torch.from_numpy(a)
+    out = np.empty_like(a)
+    numba_dot = numba.njit(lambda a, out: np.dot(a, a, out))
+    numba_dot(a, out)
     best = 0.0
     for _ in range(tries):
-        for f in (lambda: a @ a, lambda: ta @ ta):
+        for f in (lambda: a @ a, lambda: ta @ ta, lambda: numba_dot(a, out)):
             t = time.perf_counter()
             f()
             best = max(best, 2 * size**3 / (time.perf_counter() - t) / 1e9)
@@ -175,6 +181,8 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
     import torch
     import torch.nn.functional as F
 
+    from cnndsl.backends.numba_backend import conv_method, conv_scratch
+
     rng = np.random.default_rng(0)
     rows, tot_macs, tot_nb, tot_t = [], 0, 0.0, 0.0
     for n in network.layers:
@@ -186,10 +194,11 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
         w = rng.standard_normal(node_weights(network, n)["weight"].shape).astype(np.float32)
         b = np.zeros(n.shape[0], np.float32)
         y = np.empty((batch, *n.shape), np.float32)
-        scratch = np.empty(cin[0] * 9 * n.shape[1] * n.shape[2], np.float32)
+        method = conv_method(cin[0], n)  # the method the renderer picks for this layer
+        scratch = np.empty(max(conv_scratch(cin[0], cin[1:], n, method), 1), np.float32)
         (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
         conv = model_module.conv2d
-        nb_args = (x, w, b, y, scratch, 1, sh, sw, ph, pw, dh, dw, 1, 1, 0.0)
+        nb_args = (x, w, b, y, scratch, 1, sh, sw, ph, pw, dh, dw, getattr(model_module, method), 1, 0.0)
         t_args = (torch.from_numpy(x), torch.from_numpy(w), None, a["stride"], a["pad"], a["dilation"])
         fns = {
             "numba": lambda conv=conv, nb_args=nb_args: conv(*nb_args),
@@ -262,7 +271,7 @@ def main() -> int:
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
         f"{os.getloadavg()[0]:.1f}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
-        f"sgemm peak {peak:.1f} GFLOP/s"
+        f"sgemm peak {peak:.1f} GFLOP/s; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}"
     )
     print(f"numba first call (compile or cache load + run): {first_call:.2f} s; torch: {torch_kind}")
     print(f"outputs agree: {'yes' if ok else 'NO'} (max abs {abs_err:.2e}, max rel {rel_err:.2e})")

@@ -36,6 +36,15 @@ input 2x6x6
 bn -> conv3x3(4) -> gmp -> flatten -> dropout(0.3) -> fc(12) -> bn -> relu -> fc(9, bias=false)
 -> leaky_relu(0.1) -> bn -> fc(5) -> softmax
 """,
+    # The wide-row conv kernel: kernel widths 5, 3 and 2 (the generic path), fewer than four or a ragged
+    # number of output channels, dilation, uneven padding; 2x2 max pooling on even and odd sizes; a deep
+    # reduction that goes to im2col + BLAS instead.
+    "wide_convs": """
+input 3x13x10
+conv5x5(6, pad=2) -> relu -> conv(3, kernel=3, dilation=2, pad=2) -> gelu
+-> conv5x5(9, pad=(1, 2)) -> maxpool2 -> conv(5, kernel=(5, 2), pad=(2, 1)) -> maxpool2(ceil=true)
+-> conv3x3(24) -> bn -> hardswish -> conv3x3(4)
+""",
     "softmax_map": """
 input 3x5x4
 conv1x1(4, bias=false) -> softmax -> avgpool2(ceil=true) -> flatten -> relu -> softmax

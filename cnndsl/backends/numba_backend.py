@@ -39,6 +39,42 @@ ALIASES = ("dropout", "flatten")
 JIT_FORWARD_MAX_STEPS = 24  # no computation: the output is a view of the input
 
 
+# -- convolution method per layer ------------------------------------------------------------------
+CONV_DIRECT, CONV_GEMM, CONV_WIDE = "CONV_DIRECT", "CONV_GEMM", "CONV_WIDE"  # the kernel library's constants
+_WIDE_BLOCK = 4  # output channels per block of the wide-row kernel (numba_kernels._OC_BLOCK)
+
+
+# The wide-row kernel beats im2col + BLAS while the reduction per output (cin x kh x kw) is short: at 25 and
+# 150 (LeNet-5) by 2-3x, at 27 (a 3-channel 3x3 stem) it ties; from 288 up BLAS wins (benchmarks/README.md).
+WIDE_MAX_DEPTH = 200
+
+
+def conv_method(cin: int, node: Node) -> str:
+    """Which conv2d method a layer gets: grouped convs the direct kernel; stride-1 convs with a short
+    reduction and kernel width 3 or 5 the wide-row kernel; the rest im2col + BLAS."""
+    a = node.attrs
+    (kh, kw) = a["kernel"]
+    if a["groups"] != 1:
+        return CONV_DIRECT
+    if a["stride"] == (1, 1) and kw in (3, 5) and cin * kh * kw <= WIDE_MAX_DEPTH:
+        return CONV_WIDE
+    return CONV_GEMM
+
+
+def conv_scratch(cin: int, in_hw: tuple[int, int], node: Node, method: str) -> int:
+    """Floats of scratch (one image) conv2d needs for a layer."""
+    a = node.attrs
+    cout, oh, ow = node.shape
+    (kh, kw), (ph, pw) = a["kernel"], a["pad"]
+    if method == CONV_WIDE:  # padded input planes, then one block of four wide rows per output block
+        wp = in_hw[1] + 2 * pw
+        blocks = (cout + _WIDE_BLOCK - 1) // _WIDE_BLOCK
+        return cin * (in_hw[0] + 2 * ph) * wp + blocks * _WIDE_BLOCK * ((oh - 1) * wp + ow)
+    if method == CONV_GEMM and (kh, kw, *a["stride"], ph, pw) != (1, 1, 1, 1, 0, 0):
+        return cin * kh * kw * oh * ow  # im2col columns
+    return 0
+
+
 # -- planning: fusion ----------------------------------------------------------------------------
 @dataclass
 class Step:
@@ -260,15 +296,13 @@ class _Renderer:
         w = self.weight(wshape)
         self.packing((cout,), "b")
         b = self.weight((cout,))
-        gemm = groups == 1  # BLAS wins over the direct kernel at every size measured (benchmarks/README.md)
-        pointwise = (kh, kw, *a["stride"], *a["pad"]) == (1, 1, 1, 1, 0, 0)
-        if gemm and not pointwise:
-            self.scratch = max(self.scratch, cin * kh * kw * oh * ow)
+        method = conv_method(cin, node)
+        self.scratch = max(self.scratch, conv_scratch(cin, self.shape(src)[1:], node, method))
         y = self.new_buffer(step.out)
         (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
         self.fwd.append(
             f"conv2d({self.var[src]}, {w}, {b}, {y}, S, {groups}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, "
-            f"{int(gemm)}, {self.act(step)})"
+            f"{method}, {self.act(step)})"
         )
 
     def op_fc(self, step: Step) -> None:
@@ -408,7 +442,7 @@ WEIGHTS = {{
 INPUT_SHAPE = {tuple(network.input_shape)!r}
 OUTPUT_SHAPE = {tuple(network.output_shape)!r}
 ARENA_FLOATS = {r.arena.size}  # per sample: every intermediate, slots reused once dead
-SCRATCH_FLOATS = {max(r.scratch, 1)}  # im2col columns of the largest GEMM conv (one image)
+SCRATCH_FLOATS = {max(r.scratch, 1)}  # the largest conv's im2col columns or wide rows (one image)
 PACKED_FLOATS = {max(r.wsize, 1)}  # every kernel and bias, batch norm folded in
 
 

@@ -15,12 +15,33 @@ import numpy as _knp
 if _nb.config.THREADING_LAYER == "default":
     _nb.config.THREADING_LAYER = "workqueue"
 
+
+def _prefer_avx512_blas():
+    """np.dot inside numba runs scipy's OpenBLAS, which picks its AVX2 (Haswell) kernels on CPUs it does not
+    know (AMD Zen 4 among them) although they have AVX-512: 2048^3 sgemm 173 GFLOP/s instead of 425 on the
+    2-core dev VM. Ask for the AVX-512 kernels when Linux reports the CPU features and nobody chose otherwise.
+    It only works before scipy's BLAS loads (numba loads it on the first np.dot), and only in this process
+    and its children."""
+    import os
+
+    if "OPENBLAS_CORETYPE" in os.environ or not os.path.exists("/proc/cpuinfo"):
+        return
+    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    if all(flag in flags for flag in ("avx512f", "avx512bw", "avx512dq", "avx512vl")):
+        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+
+
+_prefer_avx512_blas()
+
 ACT_NONE, ACT_RELU, ACT_RELU6, ACT_LEAKY, ACT_SIGMOID, ACT_TANH = 0, 1, 2, 3, 4, 5
 ACT_GELU, ACT_SILU, ACT_HARDSWISH, ACT_HARDSIGMOID = 6, 7, 8, 9
 
 # Below this many multiply-adds a parallel region costs more than it saves.
 PARALLEL_MACS = 1 << 20
 _OC_BLOCK = 4  # output channels per register block of the direct convolution
+CONV_DIRECT, CONV_GEMM, CONV_WIDE = 0, 1, 2  # conv2d's methods (the renderer picks one per layer)
+_WIDE_CHUNK = 512  # wide-row positions per pass: four accumulator rows of 2 KB stay in L1
 _LONG_ROW = 24  # rows at least this long are copied through views (vectorised); shorter ones by index
 
 
@@ -239,6 +260,122 @@ def _im2col(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
         _im2col_parallel(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
 
 
+@_nb.njit(cache=True, fastmath={"contract"})
+def _wide_block(src, w, b, acc, y, n, o0, wp, dh, dw, act, slope):
+    """Output channels o0..o0+3 of image n by the wide-row direct method (stride 1, groups 1).
+
+    src holds the (padded) input planes, each wp wide. Output position (oy, ox) lives at oy * wp + ox of a
+    "wide" row of length L = (oh - 1) * wp + ow; tap (c, ky, kx) then reads src at one constant offset from
+    it, so each tap is one contiguous, vectorised loop over the whole plane (the wp - ow junk columns per
+    row are computed and dropped). A whole kernel row (kw = 3 or 5 taps) is summed per load/store of the
+    four accumulator rows, which is what makes it faster than im2col + BLAS for few channels."""
+    cin, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+    oh, ow = y.shape[2], y.shape[3]
+    wl = (oh - 1) * wp + ow
+    plane = src.size // cin
+    nb = min(_OC_BLOCK, y.shape[1] - o0)
+    for k in range(nb):
+        bias = b[o0 + k]
+        r = acc[k * wl : (k + 1) * wl]
+        for i in range(wl):
+            r[i] = bias
+    if nb == _OC_BLOCK and (kw == 3 or kw == 5):
+        for p0 in range(0, wl, _WIDE_CHUNK):
+            cl = min(_WIDE_CHUNK, wl - p0)
+            r0 = acc[p0 : p0 + cl]
+            r1 = acc[wl + p0 : wl + p0 + cl]
+            r2 = acc[2 * wl + p0 : 2 * wl + p0 + cl]
+            r3 = acc[3 * wl + p0 : 3 * wl + p0 + cl]
+            for c in range(cin):
+                for ky in range(kh):
+                    off = c * plane + ky * dh * wp + p0
+                    t = w[o0 : o0 + 4, c, ky]
+                    xa = src[off : off + cl]
+                    xb = src[off + dw : off + dw + cl]
+                    xc = src[off + 2 * dw : off + 2 * dw + cl]
+                    if kw == 3:
+                        a0, b0, c0 = t[0, 0], t[0, 1], t[0, 2]
+                        a1, b1, c1 = t[1, 0], t[1, 1], t[1, 2]
+                        a2, b2, c2 = t[2, 0], t[2, 1], t[2, 2]
+                        a3, b3, c3 = t[3, 0], t[3, 1], t[3, 2]
+                        for i in range(cl):
+                            va, vb, vc = xa[i], xb[i], xc[i]
+                            r0[i] += a0 * va + b0 * vb + c0 * vc
+                            r1[i] += a1 * va + b1 * vb + c1 * vc
+                            r2[i] += a2 * va + b2 * vb + c2 * vc
+                            r3[i] += a3 * va + b3 * vb + c3 * vc
+                    else:
+                        xd = src[off + 3 * dw : off + 3 * dw + cl]
+                        xe = src[off + 4 * dw : off + 4 * dw + cl]
+                        a0, b0, c0, d0, e0 = t[0, 0], t[0, 1], t[0, 2], t[0, 3], t[0, 4]
+                        a1, b1, c1, d1, e1 = t[1, 0], t[1, 1], t[1, 2], t[1, 3], t[1, 4]
+                        a2, b2, c2, d2, e2 = t[2, 0], t[2, 1], t[2, 2], t[2, 3], t[2, 4]
+                        a3, b3, c3, d3, e3 = t[3, 0], t[3, 1], t[3, 2], t[3, 3], t[3, 4]
+                        for i in range(cl):
+                            va, vb, vc, vd, ve = xa[i], xb[i], xc[i], xd[i], xe[i]
+                            r0[i] += a0 * va + b0 * vb + c0 * vc + d0 * vd + e0 * ve
+                            r1[i] += a1 * va + b1 * vb + c1 * vc + d1 * vd + e1 * ve
+                            r2[i] += a2 * va + b2 * vb + c2 * vc + d2 * vd + e2 * ve
+                            r3[i] += a3 * va + b3 * vb + c3 * vc + d3 * vd + e3 * ve
+    else:  # any other kernel width, or fewer than four channels: one tap, one channel at a time
+        for k in range(nb):
+            r = acc[k * wl : (k + 1) * wl]
+            for c in range(cin):
+                for ky in range(kh):
+                    for kx in range(kw):
+                        off = c * plane + ky * dh * wp + kx * dw
+                        xs = src[off : off + wl]
+                        wk = w[o0 + k, c, ky, kx]
+                        for i in range(wl):
+                            r[i] += wk * xs[i]
+    # The epilogue: one activation pass over the whole block (short per-row calls cost more than the junk
+    # columns), then the valid columns copied out.
+    activate(acc[: nb * wl], act, slope)
+    for k in range(nb):
+        for oy in range(oh):
+            row = acc[k * wl + oy * wp : k * wl + oy * wp + ow]
+            dst = y[n, o0 + k, oy]
+            for i in range(ow):
+                dst[i] = row[i]
+
+
+@_nb.njit(cache=True, parallel=True)
+def _wide_parallel(src, w, b, accs, y, n, wp, dh, dw, act, slope):
+    blocks = accs.shape[0]
+    for t in _nb.prange(blocks):
+        o0 = min(t * _OC_BLOCK, y.shape[1] - _OC_BLOCK)  # the last block overlaps: it rewrites equal values
+        _wide_block(src, w, b, accs[t], y, n, o0, wp, dh, dw, act, slope)
+
+
+@_nb.njit(cache=True)
+def conv_wide(x, w, b, y, scratch, ph, pw, dh, dw, act, slope):
+    """Stride-1 ungrouped conv by wide rows (see _wide_block). scratch: the padded input planes, then one
+    accumulator block of four wide rows per task (the renderer sizes it, numba_backend.wide_scratch)."""
+    cin, h, wd = x.shape[1], x.shape[2], x.shape[3]
+    cout, oh, ow = y.shape[1], y.shape[2], y.shape[3]
+    hp, wp = h + 2 * ph, wd + 2 * pw
+    wl = (oh - 1) * wp + ow
+    blocks = (cout + _OC_BLOCK - 1) // _OC_BLOCK
+    padded = ph > 0 or pw > 0
+    accs = scratch[cin * hp * wp : cin * hp * wp + blocks * _OC_BLOCK * wl].reshape((blocks, _OC_BLOCK * wl))
+    for n in range(x.shape[0]):
+        if padded:
+            src = scratch[: cin * hp * wp]
+            src[:] = 0.0
+            s3 = src.reshape((cin, hp, wp))
+            for c in range(cin):
+                for r in range(h):
+                    s3[c, ph + r, pw : pw + wd] = x[n, c, r]
+        else:
+            src = x[n].reshape((cin * h * wd,))
+        if cout * cin * w.shape[2] * w.shape[3] * oh * ow >= PARALLEL_MACS and blocks > 1:
+            _wide_parallel(src, w, b, accs, y, n, wp, dh, dw, act, slope)
+        else:
+            for t in range(blocks):
+                o0 = max(min(t * _OC_BLOCK, cout - _OC_BLOCK), 0)  # the last block overlaps: always four channels
+                _wide_block(src, w, b, accs[0], y, n, o0, wp, dh, dw, act, slope)
+
+
 @_nb.njit(cache=True)
 def _bias_act(y2, b, act, slope):
     for o in range(y2.shape[0]):
@@ -250,11 +387,15 @@ def _bias_act(y2, b, act, slope):
 
 
 @_nb.njit(cache=True)
-def conv2d(x, w, b, y, scratch, groups, sh, sw, ph, pw, dh, dw, gemm, act, slope):
-    """y = act(conv(x, w) + b). gemm=1: im2col + BLAS (groups 1); else the direct blocked kernel."""
+def conv2d(x, w, b, y, scratch, groups, sh, sw, ph, pw, dh, dw, method, act, slope):
+    """y = act(conv(x, w) + b). method: CONV_GEMM im2col + BLAS (groups 1), CONV_WIDE wide rows (stride 1,
+    groups 1), CONV_DIRECT the direct blocked kernel (any conv)."""
     n_img, cout = y.shape[0], y.shape[1]
     oh, ow = y.shape[2], y.shape[3]
-    if gemm:
+    if method == CONV_WIDE:
+        conv_wide(x, w, b, y, scratch, ph, pw, dh, dw, act, slope)
+        return
+    if method == CONV_GEMM:
         cin, kh, kw = w.shape[1], w.shape[2], w.shape[3]
         k = cin * kh * kw
         w2 = w.reshape((cout, k))
@@ -292,9 +433,24 @@ def linear(x, wt, b, y, act, slope):
 
 
 @_nb.njit(cache=True)
+def _maxpool2x2(x, y):
+    """2x2 windows, stride 2, no padding, all inside the input: the common case, without clipping."""
+    for n in range(y.shape[0]):
+        for c in range(y.shape[1]):
+            src, dst = x[n, c], y[n, c]
+            for oy in range(y.shape[2]):
+                r0, r1, out = src[2 * oy], src[2 * oy + 1], dst[oy]
+                for ox in range(y.shape[3]):
+                    out[ox] = max(max(r0[2 * ox], r0[2 * ox + 1]), max(r1[2 * ox], r1[2 * ox + 1]))
+
+
+@_nb.njit(cache=True)
 def maxpool2d(x, y, kh, kw, sh, sw, ph, pw):
     """Windows clipped to the input (padding never wins a max); ceil mode is in y's shape."""
     h, wd = x.shape[2], x.shape[3]
+    if (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0) and 2 * y.shape[2] <= h and 2 * y.shape[3] <= wd:
+        _maxpool2x2(x, y)
+        return
     for n in range(y.shape[0]):
         for c in range(y.shape[1]):
             src = x[n, c]
@@ -423,7 +579,6 @@ def softmax(x, y):
                 s += e
             for c in range(x.shape[1]):
                 y[n, c, i] = y[n, c, i] / s
-
 
 
 # ---- end of cnndsl numba kernels --------------------------------------------------------------
