@@ -74,88 +74,12 @@ def sgemm_peak(size: int = 2048, tries: int = 5) -> float:
 
 
 def torch_model(network, weights):
-    """The torch backend when it is there; else torch.nn.functional straight from the IR."""
+    """The torch backend's module (eager), with the same weights as the numba model."""
     import torch
 
-    tw = {k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}
-    try:
-        model = cnndsl.build(network, backend="torch", train=False)
-        model.load_state_dict(tw)
-        return model, "torch backend (eager)"
-    except ImportError:
-        return functional_torch(network, tw), "torch.nn.functional from the IR (torch backend not installed)"
-
-
-def functional_torch(network, tw):
-    import torch
-    import torch.nn.functional as F
-
-    from cnndsl.reference import full_kernel
-
-    dense = {}
-    for n in network.layers:
-        if n.op == "conv" and n.attrs["table"] is not None:
-            c = network.node(n.inputs[0]).shape[0]
-            dense[n.name] = torch.from_numpy(full_kernel(n, tw[n.name + ".weight"].numpy(), c))
-
-    def act(op, x, a):
-        table = {
-            "relu": F.relu,
-            "relu6": F.relu6,
-            "sigmoid": torch.sigmoid,
-            "tanh": torch.tanh,
-            "gelu": F.gelu,
-            "silu": F.silu,
-            "hardswish": F.hardswish,
-            "hardsigmoid": F.hardsigmoid,
-            "dropout": lambda v: v,
-            "flatten": lambda v: v.flatten(1),
-            "gap": lambda v: v.mean((2, 3), keepdim=True),
-            "gmp": lambda v: v.amax((2, 3), keepdim=True),
-            "softmax": lambda v: torch.softmax(v, 1),
-        }
-        if op == "leaky_relu":
-            return F.leaky_relu(x, a["slope"])
-        return table[op](x)
-
-    def run(x):
-        v = {"input": x}
-        for n in network.layers:
-            a, args, w = n.attrs, [v[i] for i in n.inputs], lambda k, n=n: tw.get(f"{n.name}.{k}")
-            if n.op == "conv":
-                v[n.name] = F.conv2d(
-                    args[0],
-                    dense.get(n.name, w("weight")),
-                    w("bias"),
-                    a["stride"],
-                    a["pad"],
-                    a["dilation"],
-                    a["groups"],
-                )
-            elif n.op == "maxpool":
-                v[n.name] = F.max_pool2d(args[0], a["kernel"], a["stride"], a["pad"], ceil_mode=a["ceil"])
-            elif n.op == "avgpool":
-                v[n.name] = F.avg_pool2d(args[0], a["kernel"], a["stride"], a["pad"], a["ceil"], a["include_pad"])
-            elif n.op == "adaptive_avgpool":
-                v[n.name] = F.adaptive_avg_pool2d(args[0], a["size"])
-            elif n.op == "fc":
-                v[n.name] = F.linear(args[0], w("weight"), w("bias"))
-            elif n.op == "bn":
-                v[n.name] = F.batch_norm(
-                    args[0], w("running_mean"), w("running_var"), w("weight"), w("bias"), False, 0.0, a["eps"]
-                )
-            elif n.op in ("add", "mul"):
-                out = args[0]
-                for other in args[1:]:
-                    out = out + other if n.op == "add" else out * other
-                v[n.name] = out
-            elif n.op == "concat":
-                v[n.name] = torch.cat(args, 1)
-            else:
-                v[n.name] = act(n.op, args[0], a)
-        return v[network.output]
-
-    return run
+    model = cnndsl.build(network, backend="torch", train=False)
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+    return model, "torch backend (eager)"
 
 
 def interleaved(fns: dict, repeats: int, budget_s: float, block: int = 5) -> dict[str, list[float]]:

@@ -410,9 +410,9 @@ def render(network: Network, inline_kernels: bool = True) -> str:
     kernels = (
         _kernels()
         if inline_kernels
+        # Numba's cache does not notice when a callee in another module changes, so the module
+        # (and so its file name and cache) must change with the kernel library it was compiled against.
         else (
-            # Numba's cache does not notice when a callee in another module changes, so the module
-            # (and so its file name and cache) must change with the kernel library it was compiled against.
             f"# kernel library sha256 {hashlib.sha256(_kernels().encode()).hexdigest()[:16]}\n"
             "from cnndsl.backends.numba_kernels import *  # noqa: F403\n"
             "from cnndsl.backends.numba_kernels import _knp, _nb  # noqa: F401\n"

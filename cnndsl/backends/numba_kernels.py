@@ -16,24 +16,6 @@ if _nb.config.THREADING_LAYER == "default":
     _nb.config.THREADING_LAYER = "workqueue"
 
 
-def _prefer_avx512_blas():
-    """np.dot inside numba runs scipy's OpenBLAS, which picks its AVX2 (Haswell) kernels on CPUs it does not
-    know (AMD Zen 4 among them) although they have AVX-512: 2048^3 sgemm 173 GFLOP/s instead of 425 on the
-    2-core dev VM. Ask for the AVX-512 kernels when Linux reports the CPU features and nobody chose otherwise.
-    It only works before scipy's BLAS loads (numba loads it on the first np.dot), and only in this process
-    and its children."""
-    import os
-
-    if "OPENBLAS_CORETYPE" in os.environ or not os.path.exists("/proc/cpuinfo"):
-        return
-    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    if all(flag in flags for flag in ("avx512f", "avx512bw", "avx512dq", "avx512vl")):
-        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
-
-
-_prefer_avx512_blas()
-
 ACT_NONE, ACT_RELU, ACT_RELU6, ACT_LEAKY, ACT_SIGMOID, ACT_TANH = 0, 1, 2, 3, 4, 5
 ACT_GELU, ACT_SILU, ACT_HARDSWISH, ACT_HARDSIGMOID = 6, 7, 8, 9
 
