@@ -36,20 +36,11 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import cnndsl  # noqa: E402
+from cnndsl.analysis.cost import macs as layer_macs  # noqa: E402
 from cnndsl.analysis.params import node_weights  # noqa: E402
 from cnndsl.cli import parse_dims  # noqa: E402
 from cnndsl.commands.verify import compare  # noqa: E402
-from cnndsl.ops import OPS  # noqa: E402
 from cnndsl.reference import random_weights  # noqa: E402
-
-
-def total_macs(network) -> int:
-    return sum(node_macs(network, n) for n in network.layers)
-
-
-def node_macs(network, node) -> int:
-    ins = [network.node(i).shape for i in node.inputs]
-    return OPS[node.op].macs(node.attrs, ins, node.shape)
 
 
 def sgemm_peak(size: int = 2048, tries: int = 5) -> float:
@@ -108,6 +99,7 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
     from cnndsl.backends.numba_backend import conv_method, conv_scratch
 
     rng = np.random.default_rng(0)
+    per_layer = layer_macs(network)
     rows, tot_macs, tot_nb, tot_t = [], 0, 0.0, 0.0
     for n in network.layers:
         a = n.attrs
@@ -132,7 +124,7 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
             for f in fns.values():
                 f()
             times = interleaved(fns, repeats, 3.0)
-        macs = node_macs(network, n) * batch
+        macs = per_layer[n.name] * batch
         t_nb, t_t = statistics.median(times["numba"]), statistics.median(times["torch"])
         tot_macs, tot_nb, tot_t = tot_macs + macs, tot_nb + t_nb, tot_t + t_t
         rows.append((n.name, "x".join(map(str, n.shape)), t_nb * 1e3, t_t * 1e3, 2 * macs / t_nb / 1e9))
@@ -185,7 +177,7 @@ def main() -> int:
     peak = sgemm_peak()
     with torch.no_grad():
         times = interleaved({"numba": lambda: nb(x), "torch": lambda: tm(tx)}, args.repeats, args.budget)
-    macs = total_macs(network) * args.batch
+    macs = sum(layer_macs(network).values()) * args.batch
     t_nb, t_t = statistics.median(times["numba"]), statistics.median(times["torch"])
 
     print(

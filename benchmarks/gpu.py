@@ -59,9 +59,9 @@ def no_gpu_reason() -> str | None:
 
 
 def total_macs(network) -> int:
-    from cnndsl.ops import OPS
+    from cnndsl.analysis.cost import macs
 
-    return sum(OPS[n.op].macs(n.attrs, [network.node(i).shape for i in n.inputs], n.shape) for n in network.layers)
+    return sum(macs(network).values())
 
 
 # ---- torch: the cnndsl torch backend -----------------------------------------------------------

@@ -48,9 +48,9 @@ def default_threads(network: Network, batch_size: int, nproc: int = 1) -> int:
     """Math threads per process: one for small models, else the cores shared out over the processes."""
     import os
 
-    from ..ops import OPS
+    from ..analysis.cost import macs as layer_macs
 
-    macs = sum(OPS[n.op].macs(n.attrs, [network.node(i).shape for i in n.inputs], n.shape) for n in network.layers)
+    macs = sum(layer_macs(network).values())
     if macs * max(1, batch_size // nproc) < SMALL_BATCH_MACS:
         return 1
     return max(1, (os.cpu_count() or 1) // nproc)
