@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
@@ -99,19 +100,26 @@ def test_forward_lines_carry_the_spec_line():
         if s and not s.startswith(("#", "return")):
             assert "# line " in ln or lines[i - 1].strip().startswith("# line "), ln
     assert "x = self.conv1(x)  # line 7: conv -> 64x112x112" in source
-    assert "# line 8 (resnet.cnn line 7): conv -> 64x56x56" in source  # a block's node: the call and its own line
+    stdlib = (Path(cnndsl.__file__).parent / "stdlib" / "resnet.cnn").read_text().splitlines()
+    conv_line = next(i for i, ln in enumerate(stdlib, 1) if "conv3x3(c, stride=stride" in ln)
+    # a block's node: the line of the call and the line in the block's own file
+    assert f"# line 8 (resnet.cnn line {conv_line}): conv -> 64x56x56" in source
     text = "input 3x8x8\nblock b(c) {\n  conv3x3(c) -> relu\n}\nb(4) -> b(2)\n"
     assert "# line 5 (block line 3): conv -> 4x8x8" in render(cnndsl.parse(text), "torch")
 
 
-@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed")
+# ruff sits beside the interpreter in a virtualenv that is not activated (as in CI)
+RUFF = shutil.which("ruff") or shutil.which("ruff", path=os.path.dirname(sys.executable))
+
+
+@pytest.mark.skipif(RUFF is None, reason="ruff not installed")
 @pytest.mark.parametrize("spec", ["lenet5_1998.cnn", "googlenet.cnn", "efficientnet_b0.cnn", "resnet50.cnn"])
 def test_generated_source_is_ruff_clean(spec, tmp_path):
     path = tmp_path / "model.py"
     path.write_text(render(cnndsl.load(SPECS / spec), "torch"))
     config = Path(__file__).resolve().parent.parent / "pyproject.toml"
     for args in (["check", "--no-cache"], ["format", "--check", "--no-cache"]):
-        r = subprocess.run(["ruff", *args, "--config", str(config), str(path)], capture_output=True, text=True)
+        r = subprocess.run([RUFF, *args, "--config", str(config), str(path)], capture_output=True, text=True)
         assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -126,11 +134,11 @@ def test_long_names_stay_ruff_clean(tmp_path):
     )
     source = render(cnndsl.parse(text), "torch")
     assert any(len(ln) > 100 for ln in source.splitlines())
-    if shutil.which("ruff"):
+    if RUFF:
         path = tmp_path / "m.py"
         path.write_text(source)
         r = subprocess.run(
-            ["ruff", "format", "--check", "--no-cache", "--line-length", "120", str(path)],
+            [RUFF, "format", "--check", "--no-cache", "--line-length", "120", str(path)],
             capture_output=True,
             text=True,
         )
