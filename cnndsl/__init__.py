@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .diagnostics import CnnError, Diagnostic
-from .elaborate import compile_text, raise_on_errors
+from .frontend import compile_text, raise_on_errors
 from .ir import Network, Node
 from .limits import MAX_NODES
 

@@ -31,7 +31,7 @@ def parse_dims(text: str) -> tuple[int, ...]:
         dims = tuple(int(d) for d in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected CxHxW, e.g. 3x224x224, got {text!r}") from None
-    from .elaborate import check_input_dims
+    from .frontend import check_input_dims
 
     problem = check_input_dims(dims)
     if problem:

@@ -1,11 +1,25 @@
-"""File-level entry points shared by the CLI and the API: read a spec, compile it, never raise on bad input."""
+"""Whole specs: read a file, compile its text to a Network with every diagnostic, never raise on bad input.
+
+This is where a spec's statements meet: imports and constants (modules.py), the input shape, the one
+network body (elaborate.py), expectations, `freeze` and `disable`, and the network's name.
+"""
 
 from __future__ import annotations
 
-from .diagnostics import CnnError, error
-from .elaborate import Compilation, compile_text
-from .limits import MAX_NODES, MAX_SOURCE_BYTES
+import math
+import re
+from dataclasses import dataclass
+
+from . import ast
+from .diagnostics import CnnError, Diagnostic, Note, did_you_mean, error, warning
+from .elaborate import Aborted, Ctx, Elaborator, Env, NameScope, Tensor
+from .evaluate import EvalError, Poisoned
+from .ir import Attrs, Expectation, Network, Node, Shape
+from .limits import MAX_CHANNELS, MAX_DIM, MAX_ELEMENTS, MAX_NODES, MAX_SOURCE_BYTES
+from .modules import ModuleScope, load_program
 from .source import Source, Span
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def read_spec(path: str) -> str:
@@ -38,4 +52,191 @@ def compile_file(path: str, input_shape=None, max_nodes: int = MAX_NODES) -> Com
     return compile_text(text, path, input_shape, max_nodes)
 
 
-__all__ = ["read_spec", "compile_file", "Compilation", "Source"]
+@dataclass
+class Compilation:
+    """What the front end produced for one spec: the network (None on errors) and every diagnostic."""
+
+    network: Network | None
+    diagnostics: list[Diagnostic]
+    sources: dict[str, Source]
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+
+def compile_text(
+    text: str, path: str = "<string>", input_shape: Shape | None = None, max_nodes: int = MAX_NODES
+) -> Compilation:
+    program = load_program(text, path)
+    if program.errors or program.main is None:
+        return Compilation(None, program.errors, program.sources)
+    el = Elaborator(max_nodes=max_nodes)
+    main = program.main
+    statements = main.module.statements
+    el.diagnostics.extend(main.diagnostics)
+
+    shape = _input_shape(statements, input_shape, path, el)
+    bodies = [s for s in statements if isinstance(s, ast.Body)]
+    if not bodies:
+        el.report(
+            error(
+                "E108",
+                "the spec has no network body",
+                Span(path, 1, 1, 1, 1),
+                "add a chain of layers, e.g. `conv3x3(64) -> relu -> gap -> fc(10)`",
+            )
+        )
+    for extra in bodies[1:]:
+        el.report(
+            error(
+                "E108",
+                "the network body is written twice",
+                extra.span,
+                "join the two chains with `->` (a line may start or end with `->`)",
+                [Note(bodies[0].span, "the first body")],
+            )
+        )
+    nodes_ok = shape is not None and bool(bodies)
+    output = "input"
+    if nodes_ok:
+        x = Tensor("input", shape, Span(path, 1, 1, 1, 1))
+        el.nodes.append(Node("input", "input", Attrs(), (), shape, x.span))
+        names = NameScope()
+        names.used["input"] = None
+        try:
+            out = el.apply(bodies[0].expr, x, Ctx(Env(main, {}, x), names))
+            output = out.name if out is not None else output
+        except Aborted as abort:
+            el.report(abort.args[0])
+        except RecursionError:
+            el.report(error("E002", "the spec is nested too deeply to expand", bodies[0].span))
+    expectations = _expectations(statements, el, main)
+    spec_inputs = [s.dims for s in statements if isinstance(s, ast.Input)]
+    if expectations and input_shape is not None and spec_inputs and tuple(input_shape) != spec_inputs[0]:
+        # The figures a spec pins are those at its own input; at another size they would all "fail".
+        el.report(
+            warning(
+                "W304",
+                f"`expect` lines are not checked: --input {'x'.join(map(str, input_shape))} "
+                f"overrides the spec's input {'x'.join(map(str, spec_inputs[0]))}",
+                expectations[0].span,
+                "run without --input to check them",
+            )
+        )
+        expectations = ()
+    frozen = _frozen(statements, el)
+    disabled = frozenset(n.id for s in statements if isinstance(s, ast.Disable) for n in s.codes)
+    diagnostics = el.diagnostics
+    if any(d.severity == "error" for d in diagnostics) or not nodes_ok or len(bodies) != 1:
+        return Compilation(None, diagnostics, program.sources)
+    network = Network(
+        name=_network_name(statements, path),
+        input_shape=shape,
+        nodes=tuple(el.nodes),
+        output=output,
+        expectations=expectations,
+        disabled=disabled,
+        frozen=frozen,
+        diagnostics=tuple(diagnostics),
+        path=path,
+    )
+    return Compilation(network, diagnostics, program.sources)
+
+
+def _input_shape(statements, override: Shape | None, path: str, el: Elaborator) -> Shape | None:
+    inputs = [s for s in statements if isinstance(s, ast.Input)]
+    for extra in inputs[1:]:
+        el.report(error("E109", "`input` is given twice", extra.span, None, [Note(inputs[0].span, "first given here")]))
+    if override is not None:
+        dims, span = tuple(override), Span(path, 1, 1, 1, 1)
+    elif inputs:
+        dims, span = inputs[0].dims, inputs[0].span
+    else:
+        el.report(
+            error(
+                "E109",
+                "the spec has no input shape",
+                Span(path, 1, 1, 1, 1),
+                "add a line like `input 3x224x224` (channels x height x width), or pass --input",
+            )
+        )
+        return None
+    problem = check_input_dims(dims)
+    if problem:
+        el.report(error("E109", problem, span, "write channels x height x width, e.g. `input 3x224x224`"))
+        return None
+    return dims
+
+
+def check_input_dims(dims) -> str | None:
+    if len(dims) not in (1, 3):
+        return f"an input shape has 3 dimensions (CxHxW) or 1 (features), got {len(dims)}"
+    if any(d < 1 for d in dims):
+        return "input dimensions must be at least 1"
+    if dims[0] > MAX_CHANNELS or any(d > MAX_DIM for d in dims[1:]):
+        return f"input shape {'x'.join(map(str, dims))} is absurdly large"
+    if math.prod(dims) > MAX_ELEMENTS:
+        return "the input has too many elements"
+    return None
+
+
+def _expectations(statements, el: Elaborator, main: ModuleScope) -> tuple[Expectation, ...]:
+    out = []
+    env = Env(main, {}, None)
+    for s in statements:
+        if isinstance(s, ast.Expect):
+            try:
+                out.append(Expectation(s.metric, s.op, el.value(s.value, env), s.span))
+            except EvalError as err:
+                el.report(err.diagnostic)
+            except Poisoned:
+                pass
+    return tuple(out)
+
+
+def _frozen(statements, el: Elaborator) -> tuple[str, ...]:
+    names = [n.name for n in el.nodes]
+    scopes = {n.rsplit(".", 1)[0] for n in names if "." in n}
+    prefixes = {p for s in scopes for p in _prefixes(s)}
+    frozen: list[str] = []
+    for s in statements:
+        if not isinstance(s, ast.Freeze):
+            continue
+        for target in s.names:
+            hits = [n for n in names if n == target.id or n.startswith(target.id + ".")]
+            if not hits and el.nodes:
+                el.report(
+                    error(
+                        "E101",
+                        f"`freeze`: no layer or block named `{target.id}`",
+                        target.span,
+                        did_you_mean(target.id, [*names, *prefixes]),
+                    )
+                )
+            frozen += [h for h in hits if h not in frozen]
+    return tuple(frozen)
+
+
+def _prefixes(scope: str):
+    parts = scope.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _network_name(statements, path: str) -> str:
+    for s in statements:
+        if isinstance(s, ast.NetworkName):
+            return s.name
+    stem = re.sub(r"\.cnn$", "", path.replace("\\", "/").rsplit("/", 1)[-1])
+    name = re.sub(r"[^A-Za-z0-9_]", "_", stem)
+    if not name or not _IDENT.fullmatch(name) or path.startswith("<"):
+        name = "network" if not name or path.startswith("<") else f"net_{name}"
+    return name
+
+
+def raise_on_errors(c: Compilation) -> Network:
+    if c.network is None:
+        err = CnnError(c.diagnostics)
+        err.sources = c.sources
+        raise err
+    return c.network

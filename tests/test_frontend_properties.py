@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from spec_strategies import specs
 
 from cnndsl.diagnostics import CODES, CnnError
-from cnndsl.elaborate import compile_text
 from cnndsl.fmt import format_text
+from cnndsl.frontend import compile_text
 from cnndsl.syntax import parse_module
 
 SPEC_TEXTS = [p.read_text() for p in sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.cnn"))]

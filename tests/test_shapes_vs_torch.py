@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cnndsl.elaborate import compile_text
+from cnndsl.frontend import compile_text
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
