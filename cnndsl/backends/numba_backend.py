@@ -32,11 +32,11 @@ ACTIVATIONS = {
     "hardswish": "ACT_HARDSWISH",
     "hardsigmoid": "ACT_HARDSIGMOID",
 }
-ALIASES = ("dropout", "flatten")
+ALIASES = ("dropout", "flatten")  # no computation: the output is a view of the input
 # Up to this many steps the whole forward is one compiled function (no per-layer dispatch, which is what
 # small nets at batch 1 pay for); beyond it compiling that function costs more than dispatch ever saves
 # (ResNet-50: ~30 s more cold compile for < 1 ms of dispatch per call), so the forward is plain Python.
-JIT_FORWARD_MAX_STEPS = 24  # no computation: the output is a view of the input
+JIT_FORWARD_MAX_STEPS = 24
 
 
 # -- convolution method per layer ------------------------------------------------------------------
