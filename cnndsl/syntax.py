@@ -8,8 +8,9 @@ from pathlib import Path
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark.lark import PostLex
 
-from . import ast
+from . import ast, parser_cache
 from .diagnostics import CnnError, error
 from .limits import MAX_NESTING, MAX_SOURCE_BYTES
 from .source import Span
@@ -29,12 +30,14 @@ class _TooDeep(Exception):
         self.token = token
 
 
-class _Newlines:
+class _Newlines(PostLex):
     """Post-lexer: a newline ends a statement except inside brackets or next to `->`.
 
     It also collapses blank lines and guarantees a final newline, so the grammar
     can say simply `start: (_statement _NL)*`.
     """
+
+    always_accept = ()  # lark's post-lexer interface: terminals the lexer must keep even if unused
 
     def process(self, stream):
         depth = 0
@@ -254,18 +257,22 @@ def _parser() -> tuple[Lark, _Builder]:
     # The builder runs inside the LALR parser as its callbacks, so building the AST
     # never recurses; it is re-pointed at each file before parsing (under _lock).
     builder = _Builder("<string>")
-    parser = Lark(
-        grammar_path().read_text(encoding="utf-8"),
-        parser="lalr",
-        lexer="basic",  # the post-lexer looks one token ahead, which a contextual lexer cannot
-        postlex=_Newlines(),
-        keep_all_tokens=True,
-        maybe_placeholders=False,
-        transformer=builder,
-        lexer_callbacks={"COMMENT": builder.keep_comment},
-        cache=True,
-    )
-    return parser, builder
+    grammar = grammar_path().read_bytes()
+    runtime = {"transformer": builder, "postlex": _Newlines(), "lexer_callbacks": {"COMMENT": builder.keep_comment}}
+
+    def build() -> Lark:
+        return Lark(
+            grammar.decode("utf-8"),
+            parser="lalr",
+            lexer="basic",  # the post-lexer looks one token ahead, which a contextual lexer cannot
+            keep_all_tokens=True,
+            maybe_placeholders=False,
+            **runtime,
+        )
+
+    # This file defines the post-lexer and the builder, so its text is part of what shapes the parser.
+    key = parser_cache.parser_key(grammar, Path(__file__).read_bytes())
+    return parser_cache.load_or_build(key, build, **runtime), builder
 
 
 def parse_module(text: str, path: str = "<string>") -> ast.Module:
