@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import needs_torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -87,6 +88,7 @@ OTHER = st.sampled_from(
 HEAD = st.sampled_from(["", " -> gap -> fc(7)", " -> fc(5) -> relu -> fc(3)", " -> flatten -> fc(4, bias=false)"])
 
 
+@needs_torch
 @pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(st.lists(st.one_of(CONV, OTHER), min_size=1, max_size=5), HEAD, st.integers(8, 24))

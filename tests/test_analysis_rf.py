@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import needs_torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -164,6 +165,7 @@ def _probe(text: str, size: int):
         assert (hit[0] + hit[-1]) / 2 == field.offset[ax] + picks[ax] * field.stride[ax]
 
 
+@needs_torch
 @pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(st.lists(LAYER, min_size=1, max_size=5), st.integers(24, 48))
@@ -171,6 +173,7 @@ def test_static_field_equals_gradient_probe_single_branch(layers, size):
     _probe(" -> ".join(layers), size)
 
 
+@needs_torch
 @pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(st.lists(st.one_of(LAYER, MERGE), min_size=1, max_size=5), st.integers(24, 48))
