@@ -134,7 +134,11 @@ def _excerpt(span: Span, sources: dict[str, Source]) -> list[str]:
     source = sources.get(span.file)
     if source is None:
         return []
-    text = source.line_text(span.line).replace("\t", " ")
+    # One visible character per control character: the caret stays aligned, and no raw NUL,
+    # escape sequence or carriage return from the spec reaches the terminal or the CI log.
+    text = "".join(
+        " " if ch == "\t" else "\ufffd" if ord(ch) < 32 or ord(ch) == 127 else ch for ch in source.line_text(span.line)
+    )
     if not text.strip():
         return []
     width = 1
