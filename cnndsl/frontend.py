@@ -72,6 +72,17 @@ def compile_text(
     el.diagnostics.extend(main.diagnostics)
 
     shape = _input_shape(statements, input_shape, path, el)
+    names = [s for s in statements if isinstance(s, ast.NetworkName)]
+    for extra in names[1:]:  # like `input` twice (E109): which name would the generated class take?
+        el.report(
+            error(
+                "E106",
+                "`network` is given twice",
+                extra.span,
+                "keep one name",
+                [Note(names[0].span, "first given here")],
+            )
+        )
     bodies = [s for s in statements if isinstance(s, ast.Body)]
     if not bodies:
         el.report(
