@@ -16,8 +16,8 @@ CODES: dict[str, str] = {
     # Syntax and input
     "E001": "syntax error",
     "E002": "nesting too deep",
-    "E003": "cannot read file",
-    "E004": "import not found",
+    "E003": "cannot read file (missing, not a regular file, not UTF-8)",
+    "E004": "import not found or not allowed",
     "E005": "import cycle",
     # Names, arguments, values
     "E101": "unknown name",
@@ -30,7 +30,7 @@ CODES: dict[str, str] = {
     "E108": "missing or repeated network body",
     "E109": "missing or bad input shape",
     "E110": "arithmetic error",
-    "E112": "name unusable in generated code",
+    "E112": "name unusable in generated code (Python keyword, nn.Module attribute)",
     # Shapes
     "E201": "spatial size below 1",
     "E202": "channel mismatch at a merge",
