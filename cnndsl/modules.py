@@ -110,7 +110,7 @@ class _Loader:
             module = parse_module(text, path)
         except CnnError as e:
             if via is not None or not quotable(path):
-                self.errors.append(_not_a_spec(path, e.diagnostics[0], via))
+                self.errors.append(not_a_spec(path, e.diagnostics[0], via))
             else:
                 self.sources[path] = Source(path, text)
                 self.errors.extend(e.diagnostics)
@@ -318,7 +318,7 @@ def _shown(target: str) -> str:
     return "".join(ch if ord(ch) >= 32 and ord(ch) != 127 else f"\\x{ord(ch):02x}" for ch in target)
 
 
-def _not_a_spec(path: str, first: Diagnostic, via: ast.Import | None) -> Diagnostic:
+def not_a_spec(path: str, first: Diagnostic, via: ast.Import | None) -> Diagnostic:
     """A parse failure reported without a word of the file: line and column, not text.
 
     The message of a syntax error names the token it met, and the printer quotes the line;

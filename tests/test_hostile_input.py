@@ -281,3 +281,12 @@ def test_mutated_shipped_specs_never_raise(path, edits):
     assert result.network is not None or result.errors
     for d in result.diagnostics:
         assert d.span.line >= 1 and d.span.column >= 1
+
+
+def test_fmt_does_not_echo_a_file_that_is_not_a_spec(tmp_path, capsys):
+    env = tmp_path / "credentials"
+    env.write_text(f"TOKEN={SECRET}\n")
+    assert main(["fmt", str(env)]) == 2
+    err = capsys.readouterr().err
+    assert "not a valid cnndsl spec" in err and SECRET not in err and "TOKEN" not in err
+    assert env.read_text() == f"TOKEN={SECRET}\n"
