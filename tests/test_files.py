@@ -186,3 +186,10 @@ def test_a_utf8_bom_is_skipped(tmp_path, capsys):
     from cnndsl.frontend import compile_text
 
     assert compile_text("\ufeff" + SPEC).network is not None
+
+
+def test_lint_output_to_a_missing_folder_is_an_error_not_a_crash(tmp_path, capsys):
+    spec = tmp_path / "net.cnn"
+    spec.write_text(SPEC)
+    assert main(["lint", str(spec), "-o", str(tmp_path / "no" / "report.txt")]) == 2
+    assert "cannot write" in capsys.readouterr().err
