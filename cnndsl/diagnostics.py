@@ -16,8 +16,8 @@ CODES: dict[str, str] = {
     # Syntax and input
     "E001": "syntax error",
     "E002": "nesting too deep",
-    "E003": "cannot read file",
-    "E004": "import not found",
+    "E003": "cannot read file (missing, not a regular file, not UTF-8)",
+    "E004": "import not found or not allowed",
     "E005": "import cycle",
     # Names, arguments, values
     "E101": "unknown name",
@@ -30,7 +30,7 @@ CODES: dict[str, str] = {
     "E108": "missing or repeated network body",
     "E109": "missing or bad input shape",
     "E110": "arithmetic error",
-    "E112": "name unusable in generated code",
+    "E112": "name unusable in generated code (Python keyword, nn.Module attribute)",
     # Shapes
     "E201": "spatial size below 1",
     "E202": "channel mismatch at a merge",
@@ -134,7 +134,11 @@ def _excerpt(span: Span, sources: dict[str, Source]) -> list[str]:
     source = sources.get(span.file)
     if source is None:
         return []
-    text = source.line_text(span.line).replace("\t", " ")
+    # One visible character per control character: the caret stays aligned, and no raw NUL,
+    # escape sequence or carriage return from the spec reaches the terminal or the CI log.
+    text = "".join(
+        " " if ch == "\t" else "\ufffd" if ord(ch) < 32 or ord(ch) == 127 else ch for ch in source.line_text(span.line)
+    )
     if not text.strip():
         return []
     width = 1

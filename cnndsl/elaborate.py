@@ -233,6 +233,9 @@ class Elaborator:
         if name in COMBINATORS:
             return self.merge(name, args, span, x, ctx, label)
         if name == "identity":
+            if args:  # `identity(3)` would silently drop its argument
+                self.report(error("E102", "`identity` takes no arguments", args[0].span, "write `identity`"))
+                return None
             return x
         if name in env.module.blocks:
             return self.block(name, args, span, x, ctx, label)

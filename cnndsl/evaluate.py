@@ -7,7 +7,8 @@ make the compiler compute `2 ** 10 ** 10`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from . import ast
@@ -76,19 +77,20 @@ def describe(v: Any) -> str:
 
 def _arith(op: str, a: Any, b: Any, span: Span) -> Any:
     a, b = _number(a, span), _number(b, span)
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
     if op in ("/", "//", "%") and b == 0:
         raise EvalError(error("E110", "division by zero", span))
-    if op == "/":
-        return a / b
-    if op == "//":
-        return a // b
-    return a % b
+    with arithmetic(span):
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if op == "/":
+            return a / b
+        if op == "//":
+            return a // b
+        return a % b
 
 
 def _power(a: Any, b: Any, span: Span) -> Any:
@@ -97,10 +99,25 @@ def _power(a: Any, b: Any, span: Span) -> Any:
         raise EvalError(error("E110", "zero to a negative power", span))
     if abs(a) > 1 and b > 0 and b * math.log2(abs(a)) >= 62:
         raise EvalError(error("E110", "integer overflow: the power is beyond 2**62", span))
-    result = a**b
+    with arithmetic(span):  # `0.5 ** -10000` overflows a float
+        result = a**b
     if isinstance(result, complex):
         raise EvalError(error("E110", "a negative number to a fractional power", span))
     return result
+
+
+@contextmanager
+def arithmetic(span: Span, what: str = "") -> Iterator[None]:
+    """Every operation a spec can trigger runs in here: a Python arithmetic exception is a
+    located E110, never an internal error. (ValueError: math domain errors and the like.)"""
+    try:
+        yield
+    except ZeroDivisionError:
+        raise EvalError(error("E110", f"division by zero{what}", span, "check the divisor")) from None
+    except OverflowError:
+        raise EvalError(error("E110", f"the result is too large{what}", span, "numbers are limited to 2**62")) from None
+    except (ArithmeticError, ValueError) as exc:
+        raise EvalError(error("E110", f"arithmetic error{what}: {exc}", span)) from None
 
 
 _COMPARE = {
@@ -189,9 +206,13 @@ class Evaluator:
         kwargs = {a.name: self.value(a.value) for a in e.args if a.name is not None}
         for a in [*args, *kwargs.values()]:
             _number(a, e.span)
+        if e.func == "round" and len(args) == 2 and (not isinstance(args[1], int) or abs(args[1]) > 30):
+            # round(5, -10**12) computes 10**(10**12): a hang, not an error, so refuse it first
+            raise EvalError(error("E104", "`round` takes a whole number of digits from -30 to 30", e.span))
         try:
-            return _bounded(BUILTINS[e.func](*args, **kwargs), e.span)
-        except (TypeError, ValueError, OverflowError) as exc:
+            with arithmetic(e.span, f" in `{e.func}`"):
+                return _bounded(BUILTINS[e.func](*args, **kwargs), e.span)
+        except TypeError as exc:
             raise EvalError(error("E102", f"bad arguments to `{e.func}`: {exc}", e.span)) from None
 
 

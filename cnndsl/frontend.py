@@ -14,6 +14,7 @@ from . import ast
 from .diagnostics import CnnError, Diagnostic, Note, did_you_mean, error, warning
 from .elaborate import Aborted, Ctx, Elaborator, Env, NameScope, Tensor
 from .evaluate import EvalError, Poisoned
+from .files import FileProblem, read_text
 from .ir import Attrs, Expectation, Network, Node, Shape
 from .limits import MAX_CHANNELS, MAX_DIM, MAX_ELEMENTS, MAX_NODES, MAX_SOURCE_BYTES
 from .modules import ModuleScope, load_program
@@ -23,25 +24,19 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def read_spec(path: str) -> str:
-    """The text of a spec file, or CnnError E003 saying why it cannot be read."""
+    """The text of a spec file, or CnnError E003/E104 saying why it cannot be read.
+
+    Only a regular file of at most MAX_SOURCE_BYTES is read (cnndsl.files.read_text): a FIFO,
+    a device or /dev/zero named on the command line gets a diagnostic, never a hang.
+    """
     span = Span(path, 1, 1, 1, 1)
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_SOURCE_BYTES + 1)
-    except FileNotFoundError:
-        raise CnnError([error("E003", f"no such file: {path}", span)]) from None
-    except IsADirectoryError:
-        raise CnnError(
-            [error("E003", f"{path} is a directory", span, "use `cnndsl lint DIR` to check a directory")]
-        ) from None
-    except OSError as e:
-        raise CnnError([error("E003", f"cannot read {path}: {e.strerror}", span)]) from None
-    if len(data) > MAX_SOURCE_BYTES:
-        raise CnnError([error("E104", f"{path} is larger than {MAX_SOURCE_BYTES // 1024} KiB", span)])
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise CnnError([error("E003", f"{path} is not UTF-8 text (byte {e.start})", span)]) from None
+        return read_text(path, MAX_SOURCE_BYTES)
+    except FileProblem as e:
+        if e.message == "no such file":
+            raise CnnError([error("E003", f"no such file: {path}", span)]) from None
+        hint = "use `cnndsl lint DIR` to check a directory" if e.message == "it is a directory" else e.hint
+        raise CnnError([error(e.code, f"cannot read {path}: {e.message}", span, hint)]) from None
 
 
 def compile_file(path: str, input_shape=None, max_nodes: int = MAX_NODES) -> Compilation:
@@ -77,6 +72,17 @@ def compile_text(
     el.diagnostics.extend(main.diagnostics)
 
     shape = _input_shape(statements, input_shape, path, el)
+    names = [s for s in statements if isinstance(s, ast.NetworkName)]
+    for extra in names[1:]:  # like `input` twice (E109): which name would the generated class take?
+        el.report(
+            error(
+                "E106",
+                "`network` is given twice",
+                extra.span,
+                "keep one name",
+                [Note(names[0].span, "first given here")],
+            )
+        )
     bodies = [s for s in statements if isinstance(s, ast.Body)]
     if not bodies:
         el.report(

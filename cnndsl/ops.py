@@ -498,6 +498,8 @@ def lookup(name: str) -> Surface | None:
     if name in ("dwconv",):
         return Surface(CONV, {"depthwise": True}, "dwconv")
     m = _SIZED.match(name)
+    if m and max(len(m.group(2)), len(m.group(3) or "")) > 9:  # `conv999...9`: int() of 4,300 digits raises
+        return None
     if m:
         family, kh, kw = m.group(1), int(m.group(2)), int(m.group(3) or m.group(2))
         if kh < 1 or kw < 1 or kh > MAX_DIM or kw > MAX_DIM:

@@ -34,5 +34,7 @@ class Source:
     text: str
 
     def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
-        return lines[line - 1] if 0 < line <= len(lines) else ""
+        # Split on "\n" only, as the lexer counts lines: str.splitlines would also split on
+        # form feeds, U+2028 and others, and quote the wrong line for everything after one.
+        lines = self.text.split("\n")
+        return lines[line - 1].removesuffix("\r") if 0 < line <= len(lines) else ""

@@ -114,8 +114,31 @@ class _Builder(Transformer):
         return [c for c in children if not isinstance(c, Token)]
 
     def input_stmt(self, c):
-        dims = tuple(int(d) for d in c[1].value.split("x"))
-        return ast.Input(dims, self._span(c))
+        tok = c[1]
+        parts = tok.value.split("x")
+        if not all(p.isdigit() for p in parts):  # `input 1.5`, `input 5M`, `input 1_000`: NUMBER allows them
+            raise CnnError(
+                [
+                    error(
+                        "E109",
+                        f"input dimensions are whole numbers, got `{tok.value}`",
+                        _tok_span(self.file, tok),
+                        "write channels x height x width, e.g. `input 3x224x224`",
+                    )
+                ]
+            )
+        if any(len(p.lstrip("0")) > _MAX_DIGITS for p in parts):  # int() would refuse 4,300 digits anyway
+            raise CnnError(
+                [
+                    error(
+                        "E109",
+                        "an input dimension is absurdly large",
+                        _tok_span(self.file, tok),
+                        "write channels x height x width, e.g. `input 3x224x224`",
+                    )
+                ]
+            )
+        return ast.Input(tuple(int(p) for p in parts), self._span(c))
 
     def network_stmt(self, c):
         return ast.NetworkName(c[1].value, self._span(c))
@@ -196,7 +219,20 @@ class _Builder(Transformer):
         return self._mark(ast.Power(c[0], c[2], self._span(c)), c)
 
     def number(self, c):
-        return ast.Number(_number(c[0]), c[0].value, self._span(c))
+        tok = c[0]
+        digits = tok.value.replace("_", "").rstrip("KMG").split(".")[0].split("e")[0].split("E")[0]
+        if len(digits.lstrip("0")) > _MAX_DIGITS:  # Python refuses int() of 4,300+ digits; 2**62 has 19
+            raise CnnError(
+                [
+                    error(
+                        "E110",
+                        f"the number has {len(digits.lstrip('0')):,} digits: integers are limited to 2**62",
+                        _tok_span(self.file, tok),
+                        "write a smaller number",
+                    )
+                ]
+            )
+        return ast.Number(_number(tok), tok.value, self._span(c))
 
     def name(self, c):
         return ast.Name(c[0].value, self._span(c))
@@ -236,6 +272,9 @@ class _Builder(Transformer):
 
 
 _SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9}
+# More digits than any value the evaluator accepts (|x| < 2**62 has at most 19), far fewer than
+# the 4,300 at which Python's int() raises ValueError; fractions and exponents are floats, unbounded in length.
+_MAX_DIGITS = 40
 
 
 def _number(tok: Token) -> int | float:

@@ -12,7 +12,6 @@ import importlib
 import importlib.util
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from ..ir import Network
@@ -39,16 +38,10 @@ def render(network: Network, backend: str) -> str:
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write text so that a reader never sees half a file, and a failure leaves nothing behind."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write text atomically; cnndsl.files.write_atomic keeps the mode, follows symlinks and fsyncs."""
+    from ..files import write_atomic as write
+
+    write(path, text)
 
 
 def cache_dir() -> Path:

@@ -18,18 +18,24 @@ def _setup(p):
 def fmt(args) -> int:
     from ..backends import write_atomic
     from ..diagnostics import CnnError, render
+    from ..files import strip_bom
     from ..fmt import format_text
     from ..frontend import read_spec
+    from ..modules import not_a_spec, quotable
     from ..source import Source
 
     status = EXIT_OK
     for path in args.specs:
+        text = None
         try:
-            text = sys.stdin.read() if path == "-" else read_spec(path)
+            text = strip_bom(sys.stdin.read()) if path == "-" else read_spec(path)
             formatted = format_text(text, path)
         except CnnError as e:
-            sources = {path: Source(path, text)} if "text" in locals() else {}
-            for d in e.diagnostics:
+            diagnostics = list(e.diagnostics)
+            if text is not None and not quotable(path):  # never echo a file that is not a spec
+                diagnostics = [not_a_spec(path, diagnostics[0], None)]
+            sources = {path: Source(path, text)} if text is not None and quotable(path) else {}
+            for d in diagnostics:
                 print(render(d, sources), file=sys.stderr)
             status = EXIT_ERROR
             continue

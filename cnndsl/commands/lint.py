@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..cli import add_spec_options, command, compile_spec
+from ..cli import EXIT_ERROR, add_spec_options, command, compile_spec
 from .check import add_budget_options, budgets
 
 
@@ -89,7 +89,11 @@ def lint(args) -> int:
     if args.output:
         from ..backends import write_atomic
 
-        write_atomic(args.output, text)
+        try:
+            write_atomic(args.output, text)
+        except OSError as e:  # a missing folder or a read-only file is the user's to fix, not a crash
+            print(f"cnndsl: error: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
+            return EXIT_ERROR
     else:
         (sys.stderr if args.format == "text" else sys.stdout).write(text)
     return max(codes, default=0)

@@ -9,7 +9,6 @@ with a different class count loads everything else.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,18 +133,13 @@ def save_weights(model, network: Network, path: str) -> None:
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Binary twin of cnndsl.backends.write_atomic: readers never see half a file; failures leave nothing."""
+    """Readers never see half a file, failures leave nothing, an existing file keeps its mode (cnndsl.files)."""
     path = Path(path)
     if not path.parent.is_dir():
         raise TrainError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from ..files import write_atomic
+
+    write_atomic(path, data)
 
 
 def _dims(shape) -> str:
