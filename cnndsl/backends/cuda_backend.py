@@ -12,6 +12,7 @@ or numba's simulator (NUMBA_ENABLE_CUDASIM=1 set before Python starts).
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,14 +188,20 @@ def render(network: Network) -> str:
     return "\n".join(lines)
 
 
-def instantiate(module, **options):
-    """Build the model; without a GPU (or the simulator) fail with a message naming both ways out."""
+def instantiate(module, seed: int = 0, weights=None, allow_nonfinite: bool = False):
+    """Build the model, with seeded weights or weights from a file path or a mapping (as the numba backend);
+    without a GPU (or the simulator) fail with a message naming both ways out."""
     from . import BackendError
 
     try:
-        return module.Model(**options)
+        model = module.Model(seed)
     except module.DeviceError as e:
         raise BackendError(str(e)) from None
+    if isinstance(weights, (str, os.PathLike)):
+        model.load(weights, allow_nonfinite=allow_nonfinite)
+    elif weights is not None:
+        model.load_state_dict(weights, allow_nonfinite=allow_nonfinite)
+    return model
 
 
 # ---- per-op rendering: weight preparation and launch lines ----------------------------------

@@ -20,6 +20,112 @@ class InputError(ValueError):
 
 # torch keeps this bookkeeping counter in BatchNorm's state_dict; inference never reads it.
 _OPTIONAL = ("num_batches_tracked",)
+_NUMPY_FLOATS = ("torch.float16", "torch.float32", "torch.float64")
+
+
+def _as_numpy(value):
+    """A tensor (numpy array, torch tensor, nested list, scalar) as a numpy array, without converting values.
+
+    numpy has no bfloat16 (or float8), so such torch tensors widen to float32 first: exact, and still floating.
+    """
+    if hasattr(value, "detach"):  # torch, imported only by whoever made the tensor
+        value = value.detach().cpu()
+        if value.dtype.is_floating_point and str(value.dtype) not in _NUMPY_FLOATS:
+            value = value.float()
+        return value.numpy()
+    return _np.asarray(value)
+
+
+def _kind(dtype):
+    """What a dtype may convert to: "float", "int" or "other" (ml_dtypes' bfloat16 is floating, not kind "f")."""
+    if dtype.kind == "f" or dtype.name == "bfloat16":
+        return "float"
+    return "int" if dtype.kind in "iu" else "other"
+
+
+def checked_array(name, value, shape, dtype, allow_nonfinite=False):
+    """`value` as a fresh C-ordered array of `dtype` and `shape`, or WeightsError naming the tensor.
+
+    The one conversion policy of every backend: floating values (float16/32/64, bfloat16) convert to a
+    floating target, integers to an integer target (the batch-norm counter); bool, complex, strings and
+    objects never convert silently. NaN and inf are refused unless allow_nonfinite; a finite value that
+    the target cannot hold (1e300 in float32) is always refused, since it would become inf unannounced.
+    """
+    target = _np.dtype(dtype)
+    try:
+        array = _as_numpy(value)
+    except Exception as e:  # a ragged list, a sparse or meta tensor, a dtype numpy lacks
+        raise WeightsError(f"{name!r} is not an array ({type(e).__name__}: {e})") from None
+    if _kind(array.dtype) != _kind(target):
+        accepted = "floating (float16/32/64, bfloat16)" if _kind(target) == "float" else "integer"
+        raise WeightsError(f"{name!r} has dtype {array.dtype}; only {accepted} tensors convert to {target}")
+    if tuple(array.shape) != tuple(shape):
+        raise WeightsError(f"{name!r} has shape {tuple(array.shape)}, expected {tuple(shape)}")
+    if _kind(target) == "int":
+        info = _np.iinfo(target)
+        if array.size and (array.min() < info.min or array.max() > info.max):
+            raise WeightsError(f"{name!r} has values outside {target}")
+        return _np.array(array, dtype=target, order="C")
+    finite = _np.isfinite(array.astype(_np.float64))  # bfloat16 arrays have no isfinite of their own
+    if not allow_nonfinite and not finite.all():
+        bad = array.astype(_np.float64)[~finite].flat[0]
+        raise WeightsError(
+            f"{name!r} has {int((~finite).sum())} non-finite value(s) (first: {bad}); "
+            "pass allow_nonfinite=True to load them anyway"
+        )
+    with _np.errstate(over="ignore"):  # overflow is reported below, naming the tensor, not warned about
+        out = _np.array(array, dtype=target, order="C")  # a copy; ascontiguousarray makes 0-d arrays 1-d
+    overflow = finite & ~_np.isfinite(out)
+    if overflow.any():
+        raise WeightsError(
+            f"{name!r} has {int(overflow.sum())} value(s) too large for {target} "
+            f"(first: {array.astype(_np.float64)[overflow].flat[0]:g})"
+        )
+    return out
+
+
+def checked_weights(mapping, specs, strict=True, allow_nonfinite=False):
+    """The arrays of `mapping` (name -> tensor) converted by checked_array against `specs` (name -> (shape,
+    dtype)); WeightsError listing every problem at once: a non-mapping, a non-string, unexpected or (when
+    strict) missing key, a bad dtype, shape or value. Only torch's batch-norm counter may be absent."""
+    # duck-typed, as a Mapping ABC check would need another import in every generated module
+    if not (hasattr(mapping, "items") and hasattr(mapping, "__contains__")):
+        raise WeightsError(f"weights must be a mapping from tensor names to arrays, got {type(mapping).__name__}")
+    problems = []
+    arrays = {}
+    for name, value in mapping.items():
+        if not isinstance(name, str):
+            problems.append(f"key {name!r} is not a string but {type(name).__name__}")
+        elif name not in specs:
+            if name.rsplit(".", 1)[-1] not in _OPTIONAL or strict:
+                problems.append(f"unexpected key {name!r}")
+        else:
+            try:
+                arrays[name] = checked_array(name, value, *specs[name], allow_nonfinite=allow_nonfinite)
+            except WeightsError as e:
+                problems.append(str(e))
+    # a mis-shaped key is reported once, as mis-shaped, not also as missing
+    if strict:
+        problems += [f"missing key {n!r}" for n in specs if n not in mapping and n.rsplit(".", 1)[-1] not in _OPTIONAL]
+    if problems:
+        raise WeightsError(f"{len(problems)} problem(s) loading weights:\n  " + "\n  ".join(problems))
+    return arrays
+
+
+def read_weights_file(path):
+    """A `.safetensors` or `.npz` file as a dict of numpy arrays, unchecked: checked_weights judges them."""
+    path = _os.fspath(path)
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.numpy import load_file
+
+            return load_file(path)
+        if path.endswith(".npz"):
+            with _np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+    except Exception as e:  # a truncated or foreign file: say which, without a traceback
+        raise WeightsError(f"cannot read weights ({type(e).__name__}: {e})") from None
+    raise WeightsError("weights must be a .safetensors or .npz file")
 
 
 def dense_table_kernel(packed, table, in_channels):
@@ -85,50 +191,21 @@ class ModelBase:
     def state_dict(self):
         return {k: v.copy() for k, v in self._weights.items()}
 
-    def load_state_dict(self, mapping, strict=True):
-        """Load weights by their shared names; report every missing, unexpected or mis-shaped key at once."""
-        problems = []
-        arrays = {}
-        for name, value in mapping.items():
-            if name not in self.WEIGHTS:
-                if name.rsplit(".", 1)[-1] not in _OPTIONAL or strict:
-                    problems.append(f"unexpected key {name!r}")
-                continue
-            shape, dtype = self.WEIGHTS[name][:2]
-            array = _np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
-            if tuple(array.shape) != tuple(shape):
-                problems.append(f"{name!r} has shape {tuple(array.shape)}, expected {tuple(shape)}")
-                continue
-            arrays[name] = _np.array(array, dtype=dtype, order="C")  # a copy; ascontiguousarray makes 0-d arrays 1-d
-        # a mis-shaped key is reported once, as mis-shaped, not also as missing
-        missing = [n for n in self.WEIGHTS if n not in mapping and n.rsplit(".", 1)[-1] not in _OPTIONAL]
-        if strict:
-            problems += [f"missing key {n!r}" for n in missing]
-        if problems:
-            raise WeightsError(f"{len(problems)} problem(s) loading weights:\n  " + "\n  ".join(problems))
+    def load_state_dict(self, mapping, strict=True, allow_nonfinite=False):
+        """Load weights by their shared names; report every problem at once (see checked_weights)."""
+        specs = {name: spec[:2] for name, spec in self.WEIGHTS.items()}
         merged = dict(self._weights)
-        merged.update(arrays)
+        merged.update(checked_weights(mapping, specs, strict, allow_nonfinite))
         self._set_weights(merged)
         return self
 
-    def load(self, path):
+    def load(self, path, allow_nonfinite=False):
         """Load a `.safetensors` or `.npz` file written under the shared weight names."""
         path = _os.fspath(path)
         try:
-            if path.endswith(".safetensors"):
-                from safetensors.numpy import load_file
-
-                mapping = load_file(path)
-            elif path.endswith(".npz"):
-                with _np.load(path, allow_pickle=False) as data:
-                    mapping = {k: data[k] for k in data.files}
-            else:
-                raise WeightsError(f"{path}: weights must be a .safetensors or .npz file")
-        except WeightsError:
-            raise
-        except Exception as e:  # a truncated or foreign file: say which, without a traceback
-            raise WeightsError(f"{path}: cannot read weights ({type(e).__name__}: {e})") from None
-        return self.load_state_dict(mapping)
+            return self.load_state_dict(read_weights_file(path), allow_nonfinite=allow_nonfinite)
+        except WeightsError as e:
+            raise WeightsError(f"{path}: {e}") from None
 
     def _set_weights(self, weights):
         """Subclasses derive their packed kernels (folded batch norm, ...) here."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -483,11 +484,14 @@ class Model(ModelBase):
 '''
 
 
-def instantiate(module, seed: int = 0, weights=None, **options):
-    """A Model of the generated module: seeded random weights, or weights from a mapping or a file path."""
+def instantiate(module, seed: int = 0, weights=None, allow_nonfinite: bool = False, **options):
+    """A Model of the generated module: seeded random weights, or weights from a file path or a mapping
+    (anything else is a WeightsError from load_state_dict); NaN/inf weights only with allow_nonfinite."""
     if options:
         raise TypeError(f"unknown numba backend option(s): {', '.join(sorted(options))}")
     model = module.Model(seed)
-    if weights is not None:
-        model.load_state_dict(weights) if isinstance(weights, dict) else model.load(weights)
+    if isinstance(weights, (str, os.PathLike)):
+        model.load(weights, allow_nonfinite=allow_nonfinite)
+    elif weights is not None:
+        model.load_state_dict(weights, allow_nonfinite=allow_nonfinite)
     return model

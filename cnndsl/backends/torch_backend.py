@@ -244,9 +244,19 @@ def render(network: Network) -> str:
     return "\n".join(out) + "\n"
 
 
-def instantiate(module: Any, *, device: Any = None, dtype: Any = None, seed: int | None = None, train: bool = True):
+def instantiate(
+    module: Any,
+    *,
+    device: Any = None,
+    dtype: Any = None,
+    seed: int | None = None,
+    train: bool = True,
+    weights: Any = None,
+    allow_nonfinite: bool = False,
+):
     """An instance of the generated class: on `device` (e.g. "meta" to count without memory), cast to `dtype`,
-    initialised from `seed` when given, in training mode unless train=False."""
+    initialised from `seed` when given, then from `weights` (a file path or a state dict, see load_weights),
+    in training mode unless train=False."""
     import contextlib
 
     import torch
@@ -256,6 +266,39 @@ def instantiate(module: Any, *, device: Any = None, dtype: Any = None, seed: int
         torch.manual_seed(seed)
     with torch.device(device) if device is not None else contextlib.nullcontext():
         model = cls()
+    if weights is not None:
+        load_weights(model, weights, allow_nonfinite=allow_nonfinite)
     if dtype is not None:
         model = model.to(dtype)
     return model.train(train)
+
+
+def load_weights(model: Any, weights: Any, *, strict: bool = True, allow_nonfinite: bool = False):
+    """Load a `.safetensors`/`.npz` path or a state dict into a torch module under the numba and cuda
+    backends' policy (cnndsl.backends.model_api.checked_weights): only floating tensors convert, NaN/inf
+    only with allow_nonfinite, overflow and bad keys or shapes are a WeightsError listing every problem.
+    `nn.Module.load_state_dict` alone would cast bool, int or 1e300 weights silently."""
+    import os
+
+    import torch
+
+    from .model_api import WeightsError, checked_weights, read_weights_file
+
+    path = os.fspath(weights) if isinstance(weights, (str, os.PathLike)) else None
+    specs = {k: (tuple(v.shape), numpy_dtype(v.dtype)) for k, v in model.state_dict().items()}
+    try:
+        arrays = checked_weights(read_weights_file(path) if path else weights, specs, strict, allow_nonfinite)
+    except WeightsError as e:
+        if path is None:
+            raise
+        raise WeightsError(f"{path}: {e}") from None
+    # torch's strict mode would demand the batch-norm counter, which checked_weights lets a file leave out
+    model.load_state_dict({k: torch.from_numpy(a) for k, a in arrays.items()}, strict=False)
+    return model
+
+
+def numpy_dtype(dtype: Any) -> str:
+    """The numpy dtype a torch tensor's values are checked in: its own (float16 overflows sooner than float32),
+    or float32 for the floating types numpy lacks (bfloat16, float8), whose range float32 covers."""
+    name = str(dtype).removeprefix("torch.")
+    return "float32" if dtype.is_floating_point and name not in ("float16", "float32", "float64") else name

@@ -58,20 +58,35 @@ def read_weights(path: str) -> dict:
         raise TrainError(f"{path}: cannot read safetensors weights ({type(e).__name__}: {e})") from None
 
 
-def load_matching(model, path: str) -> InitReport:
-    """Copy every tensor of the file whose name and shape match the model; report the rest."""
+def load_matching(model, path: str, allow_nonfinite: bool = False) -> InitReport:
+    """Copy every tensor of the file whose name and shape match the model; report the rest.
+
+    Matching tensors must pass the backends' one weights policy (model_api.checked_array): a bool, integer
+    or non-finite tensor under a matching name is an error, not a silent cast into the model."""
+    import torch
+
+    from ..backends.model_api import WeightsError, checked_array
+    from ..backends.torch_backend import numpy_dtype
+
     weights = read_weights(path)
     own = model.state_dict()
     report = InitReport(path)
-    usable = {}
+    usable, problems = {}, []
     for name, tensor in weights.items():
         if name not in own:
             report.unexpected.append(name)
         elif tuple(tensor.shape) != tuple(own[name].shape):
             report.mismatched.append((name, tuple(tensor.shape), tuple(own[name].shape)))
         else:
-            usable[name] = tensor.to(own[name].dtype)
+            try:
+                array = checked_array(name, tensor, own[name].shape, numpy_dtype(own[name].dtype), allow_nonfinite)
+            except WeightsError as e:
+                problems.append(str(e))
+                continue
+            usable[name] = torch.from_numpy(array).to(own[name].dtype)
             report.loaded.append(name)
+    if problems:
+        raise TrainError(f"{path}: {len(problems)} problem(s) loading weights:\n  " + "\n  ".join(problems))
     report.missing = [n for n in own if n not in weights]
     if not usable:
         raise TrainError(f"{path}: none of its {len(weights)} tensor(s) match the spec's weight names and shapes")
