@@ -307,3 +307,16 @@ def test_init_loads_bfloat16_files(net, tmp_path):
     assert sorted(report.loaded) == sorted(random_weights(net, 0))  # the int64 counter too
     want = random_weights(net, 0)["conv1.weight"]
     np.testing.assert_allclose(model.state_dict()["conv1.weight"].numpy(), want, rtol=2**-8)
+
+
+def test_train_init_takes_non_finite_weights_only_when_asked(net, tmp_path, capsys):
+    from cnndsl.cli import main
+
+    path = _torch_file(net, tmp_path / "nan.safetensors", "fc1.bias", lambda t: t / 0 * 0)
+    spec = tmp_path / "tiny.cnn"
+    spec.write_text(SPEC + "\n")
+    argv = ["train", str(spec), "--data", "digits", "--epochs", "1", "--init", str(path), "--json"]
+    argv += ["--out", str(tmp_path / "out.safetensors")]
+    assert main(argv) == 2
+    assert "non-finite" in capsys.readouterr().err
+    assert main([*argv, "--allow-nonfinite"]) == 0  # loaded as given; training runs on

@@ -50,6 +50,11 @@ def _setup(p):
     p.add_argument("--json", action="store_true", help="end with one JSON line of results on stdout")
     p.add_argument("--init", metavar="FILE", help="start from these .safetensors weights, matched by name and shape")
     p.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="let --init load NaN or infinite values (refused by default: docs/weights.md)",
+    )
+    p.add_argument(
         "--freeze",
         type=_names,
         default=[],
@@ -123,7 +128,7 @@ def _prepare(network, args):
         model = build(logits_network(network), backend="torch")
     except (BackendError, CnnError) as e:  # no torch here, or a name torch cannot use (E112)
         raise TrainError(str(e)) from None
-    report = transfer.load_matching(model, args.init) if args.init else None
+    report = transfer.load_matching(model, args.init, args.allow_nonfinite) if args.init else None
     frozen = transfer.frozen_nodes(network, args.freeze)
     transfer.freeze(model, frozen)
     return split, model, report, frozen
@@ -204,6 +209,8 @@ def _worker_argv(args) -> list[str]:
         argv.append("--json")
     if args.init:
         argv += ["--init", args.init]
+    if args.allow_nonfinite:
+        argv.append("--allow-nonfinite")
     if args.freeze:
         argv += ["--freeze", ",".join(args.freeze)]
     if args.input:
