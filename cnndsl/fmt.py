@@ -25,7 +25,8 @@ COND, PIPE, LABEL, OR, AND, NOT, COMPARE, SUM, TERM, UNARY, POWER, ATOM = range(
 def format_text(text: str, path: str = "<string>") -> str:
     """Format spec text; raises CnnError if it does not parse (a formatter never guesses)."""
     module = parse_module(text, path)
-    return Formatter(module, statement_lines(text, module.statements)).module()
+    code = [line.split("#", 1)[0] for line in text.splitlines()]
+    return Formatter(module, statement_lines(text, module.statements), code).module()
 
 
 def statement_lines(text: str, statements) -> list[tuple[int, int]]:
@@ -125,6 +126,7 @@ def _arg(a: ast.Arg) -> str:
 class Formatter:
     module_ast: ast.Module
     lines: list[tuple[int, int]]  # (first, last) line of each statement
+    code: list[str]  # the source lines without their comments
     pending: dict[int, list[ast.Comment]] = field(default_factory=dict)  # line -> comments not yet printed
 
     def __post_init__(self):
@@ -260,9 +262,11 @@ class Formatter:
                 lines.append(pad + ("-> " if lines else "") + " -> ".join(group))
                 group.clear()
 
-        for item in e.items:
+        prev_end = 0
+        for item, nxt in zip(e.items, [*e.items[1:], None]):
+            end = self.item_end(item, nxt)
             if prev is not None:
-                between = self.take(prev.span.end_line + 1, item.span.line - 1)
+                between = self.take(prev_end + 1, item.span.line - 1)
                 if between:
                     flush()
                     lines.extend(pad + c.text for c in between)
@@ -279,13 +283,27 @@ class Formatter:
                 lines.extend(sub)
             else:
                 group.append(text)
-            trailing = self.take(item.span.end_line, item.span.end_line) if item is not e.items[-1] else []
+            # A comment ending this item's line trails it only if the next item starts on a later line;
+            # otherwise it belongs to whatever ends that line.
+            trailing = self.take(end, end) if nxt is not None and nxt.span.line > end else []
             if trailing:
                 flush()
                 lines[-1] += "  " + "  ".join(c.text for c in trailing)
-            prev = item
+            prev, prev_end = item, end
         flush()
         return lines
+
+    def item_end(self, item: ast.Expr, nxt: ast.Expr | None) -> int:
+        """The last line of a chain item, counting the `)` lines its span leaves out: between two items
+        there are only closing brackets (this item's), `->` and opening ones (the next item's)."""
+        if nxt is None:
+            return item.span.end_line
+        closing = [
+            n
+            for n in range(item.span.end_line + 1, nxt.span.line + 1)
+            if ")" in (self.code[n - 1][: nxt.span.column - 1] if n == nxt.span.line else self.code[n - 1])
+        ]
+        return max([item.span.end_line, *closing])
 
     def layout_items(self, e: ast.ListExpr | ast.TupleExpr, depth: int) -> list[str]:
         """A long list or tuple: its items packed greedily onto indented lines, each ending in a comma."""
