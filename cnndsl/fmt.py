@@ -24,7 +24,27 @@ COND, PIPE, LABEL, OR, AND, NOT, COMPARE, SUM, TERM, UNARY, POWER, ATOM = range(
 
 def format_text(text: str, path: str = "<string>") -> str:
     """Format spec text; raises CnnError if it does not parse (a formatter never guesses)."""
-    return Formatter(parse_module(text, path)).module()
+    module = parse_module(text, path)
+    code = [line.split("#", 1)[0] for line in text.splitlines()]
+    return Formatter(module, statement_lines(text, module.statements), code).module()
+
+
+def statement_lines(text: str, statements) -> list[tuple[int, int]]:
+    """The first and last line of each statement, counting the lines of brackets around it.
+
+    A body's span is its expression's, which leaves out enclosing parentheses: `(` and `)` on lines
+    of their own (as a long conditional is printed) would otherwise count as gaps between
+    statements, and a second formatting would add blank lines there.
+    """
+    code = [line.split("#", 1)[0] for line in text.splitlines()]  # between statements: brackets, comments
+    out = []
+    for i, s in enumerate(statements):
+        prev_end = out[-1][1] if out else 0
+        next_start = statements[i + 1].span.line if i + 1 < len(statements) else len(code) + 1
+        first = next((n for n in range(prev_end + 1, s.span.line) if "(" in code[n - 1]), s.span.line)
+        last = max((n for n in range(s.span.end_line + 1, next_start) if ")" in code[n - 1]), default=s.span.end_line)
+        out.append((first, last))
+    return out
 
 
 def precedence(e: ast.Expr) -> int:
@@ -67,16 +87,15 @@ def _inline(e: ast.Expr) -> str:
     if isinstance(e, ast.Label):
         return f"{inline(e.expr, OR)} as {e.name}"
     if isinstance(e, ast.Cond):
-        # Chains in a branch get parentheses: not needed by the grammar, but no reader has to wonder.
-        orelse = inline(e.orelse, LABEL if isinstance(e.orelse, ast.Pipe) else COND)
-        return f"{inline(e.then, LABEL)} if {inline(e.test, OR)} else {orelse}"
+        then, orelse = branch_needs(e)
+        return f"{inline(e.then, then)} if {inline(e.test, OR)} else {inline(e.orelse, orelse)}"
     if isinstance(e, ast.Chain):
-        own = precedence(e)
-        first_need = own if e.kind != "compare" else SUM
-        rest_need = own + 1 if e.kind in ("arith",) else (SUM if e.kind == "compare" else own + 1)
-        parts = [inline(e.first, first_need)]
+        # Operators are printed flat, so a nested chain of the same strength must keep its parentheses:
+        # `(a - b) - c` prints as written (same tree), `a - (b - c)` must not become `a - b - c`.
+        need = precedence(e) + 1
+        parts = [inline(e.first, need)]
         for op, operand in zip(e.ops, e.rest):
-            parts += [op, inline(operand, rest_need)]
+            parts += [op, inline(operand, need)]
         return " ".join(parts)
     if isinstance(e, ast.Unary):
         return f"not {inline(e.operand, NOT)}" if e.op == "not" else f"{e.op}{inline(e.operand, UNARY)}"
@@ -93,6 +112,12 @@ def _inline(e: ast.Expr) -> str:
     raise AssertionError(type(e))
 
 
+def branch_needs(e: ast.Cond) -> tuple[int, int]:
+    """What the branches of a conditional require: `then` must not be a conditional (the grammar),
+    and a chain in either branch gets parentheses (not needed, but no reader has to wonder where it ends)."""
+    return LABEL, LABEL if isinstance(e.orelse, ast.Pipe) else COND
+
+
 def _arg(a: ast.Arg) -> str:
     return inline(a.value) if a.name is None else f"{a.name}={inline(a.value)}"
 
@@ -100,6 +125,8 @@ def _arg(a: ast.Arg) -> str:
 @dataclass
 class Formatter:
     module_ast: ast.Module
+    lines: list[tuple[int, int]]  # (first, last) line of each statement
+    code: list[str]  # the source lines without their comments
     pending: dict[int, list[ast.Comment]] = field(default_factory=dict)  # line -> comments not yet printed
 
     def __post_init__(self):
@@ -121,9 +148,9 @@ class Formatter:
     def module(self) -> str:
         out: list[str] = []
         prev_end = 0
-        for s in self.module_ast.statements:
-            leading = self.take(prev_end + 1, s.span.line - 1)
-            start = leading[0].span.line if leading else s.span.line
+        for s, (first, last) in zip(self.module_ast.statements, self.lines):
+            leading = self.take(prev_end + 1, first - 1)
+            start = leading[0].span.line if leading else first
             if out and start > prev_end + 1:
                 out.append("")
             last_line = prev_end
@@ -132,18 +159,18 @@ class Formatter:
                     out.append("")
                 out.append(c.text)
                 last_line = c.span.line
-            if leading and s.span.line > last_line + 1:
+            if leading and first > last_line + 1:
                 out.append("")
             body = self.statement(s)
-            interior = self.take(s.span.line, s.span.end_line)  # comments no layout could place
-            trailing = [c for c in interior if c.span.line == s.span.end_line]
+            interior = self.take(first, last)  # comments no layout could place
+            trailing = [c for c in interior if c.span.line == last]
             for c in interior:
                 if c not in trailing:
                     out.append(c.text)
             if trailing:
                 body[-1] += "  " + "  ".join(c.text for c in trailing)
             out += body
-            prev_end = s.span.end_line
+            prev_end = last
         tail = self.take(prev_end + 1, 10**9)
         if tail:
             if out and tail[0].span.line > prev_end + 1:
@@ -179,12 +206,21 @@ class Formatter:
         raise AssertionError(type(s))
 
     # -- expressions over several lines -----------------------------------------------------
-    def layout(self, e: ast.Expr, depth: int) -> list[str]:
+    def layout(self, e: ast.Expr, depth: int, need: int = COND) -> list[str]:
+        """The lines of `e` at `depth`, where its context requires a form binding at least as tight as `need`.
+
+        Every path honours `need`, whether `e` fits on one line or not: an expression that binds
+        looser than its context is parenthesised (a conditional's own layout always is).
+        """
         pad = INDENT * depth
-        one = pad + inline(e)
+        one = pad + inline(e, need)
         inner_comments = self.has_comments(e.span.line, e.span.end_line - 1)
         if len(one) <= WIDTH and not inner_comments:
             return [one]
+        if isinstance(e, ast.Cond):
+            return self.layout_cond(e, depth)
+        if precedence(e) < need:
+            return [pad + "(", *self.layout(e, depth + 1), pad + ")"]
         if isinstance(e, ast.Pipe):
             return self.layout_pipe(e, depth)
         if isinstance(e, ast.Call) and e.args:
@@ -197,15 +233,14 @@ class Formatter:
                 lines += sub
             lines.append(pad + ")")
             return lines
-        if isinstance(e, ast.Cond):
-            return self.layout_cond(e, depth)
         if isinstance(e, (ast.ListExpr, ast.TupleExpr)) and len(e.items) > 1:
             return self.layout_items(e, depth)
         if isinstance(e, ast.Repeat):
             var = f"{e.var}:" if e.var else ""
             return [f"{pad}[{var}", *self.layout(e.body, depth + 1), f"{pad}]x{inline(e.count, ATOM)}"]
         if isinstance(e, ast.Label) and isinstance(e.expr, (ast.Call, ast.Repeat)):
-            lines = self.layout(e.expr, depth)
+            # Only these split; a labelled chain stays on one line (the shipped specs' canonical form).
+            lines = self.layout(e.expr, depth, OR)
             lines[-1] += f" as {e.name}"
             return lines
         return [one]
@@ -227,9 +262,11 @@ class Formatter:
                 lines.append(pad + ("-> " if lines else "") + " -> ".join(group))
                 group.clear()
 
-        for item in e.items:
+        prev_end = 0
+        for item, nxt in zip(e.items, [*e.items[1:], None]):
+            end = self.item_end(item, nxt)
             if prev is not None:
-                between = self.take(prev.span.end_line + 1, item.span.line - 1)
+                between = self.take(prev_end + 1, item.span.line - 1)
                 if between:
                     flush()
                     lines.extend(pad + c.text for c in between)
@@ -240,19 +277,33 @@ class Formatter:
             if group and not (same_line and fits and not multiline):
                 flush()
             if multiline:
-                sub = self.layout(item, depth)
+                sub = self.layout(item, depth, LABEL)
                 if lines:
                     sub[0] = pad + "-> " + sub[0][len(pad) :]
                 lines.extend(sub)
             else:
                 group.append(text)
-            trailing = self.take(item.span.end_line, item.span.end_line) if item is not e.items[-1] else []
+            # A comment ending this item's line trails it only if the next item starts on a later line;
+            # otherwise it belongs to whatever ends that line.
+            trailing = self.take(end, end) if nxt is not None and nxt.span.line > end else []
             if trailing:
                 flush()
                 lines[-1] += "  " + "  ".join(c.text for c in trailing)
-            prev = item
+            prev, prev_end = item, end
         flush()
         return lines
+
+    def item_end(self, item: ast.Expr, nxt: ast.Expr | None) -> int:
+        """The last line of a chain item, counting the `)` lines its span leaves out: between two items
+        there are only closing brackets (this item's), `->` and opening ones (the next item's)."""
+        if nxt is None:
+            return item.span.end_line
+        closing = [
+            n
+            for n in range(item.span.end_line + 1, nxt.span.line + 1)
+            if ")" in (self.code[n - 1][: nxt.span.column - 1] if n == nxt.span.line else self.code[n - 1])
+        ]
+        return max([item.span.end_line, *closing])
 
     def layout_items(self, e: ast.ListExpr | ast.TupleExpr, depth: int) -> list[str]:
         """A long list or tuple: its items packed greedily onto indented lines, each ending in a comma."""
@@ -278,17 +329,8 @@ class Formatter:
         )
         """
         pad, inner = INDENT * depth, INDENT * (depth + 1)
-        then = self.branch(e.then, depth + 1)
-        orelse = self.branch(e.orelse, depth + 1)
+        then_need, orelse_need = branch_needs(e)
+        then = self.layout(e.then, depth + 1, then_need)
+        orelse = self.layout(e.orelse, depth + 1, orelse_need)
         orelse[0] = inner + "else " + orelse[0].lstrip()
         return [pad + "(", *then, f"{inner}if {inline(e.test, OR)}", *orelse, pad + ")"]
-
-    def branch(self, e: ast.Expr, depth: int) -> list[str]:
-        """A conditional's branch; a chain is parenthesised, so where it ends is plain to see."""
-        if not isinstance(e, ast.Pipe):
-            return self.layout(e, depth)
-        pad = INDENT * depth
-        one = f"{pad}({inline(e)})"
-        if len(one) <= WIDTH and not self.has_comments(e.span.line, e.span.end_line - 1):
-            return [one]
-        return [pad + "(", *self.layout(e, depth + 1), pad + ")"]
