@@ -11,6 +11,7 @@ still found and reported together.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from . import ast, ops
 from .diagnostics import Diagnostic, Note, did_you_mean, error, warning
 from .evaluate import BUILTINS, CONSTANTS, EvalError, Evaluator, Poisoned, describe
 from .ir import Attrs, Frame, Node, Shape, format_shape
-from .limits import MAX_BLOCK_DEPTH, MAX_DIM, MAX_ELEMENTS, MAX_NODES
+from .limits import BLOCK_CALL_WORK, MAX_BLOCK_DEPTH, MAX_DIM, MAX_ELEMENTS, MAX_NODES, SCOPE_WORK, work_budget
 from .modules import ModuleScope
 from .source import Span
 
@@ -97,24 +98,69 @@ class Ctx:
 
 
 class Aborted(Exception):
-    """Stops elaboration at once (expansion limit)."""
+    """Stops elaboration at once (expansion or work limit)."""
 
 
 @dataclass
 class Elaborator:
     max_nodes: int = MAX_NODES
+    max_work: int | None = None  # elaboration steps; None: limits.work_budget(max_nodes)
     nodes: list[Node] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    work: int = 0  # elaboration steps taken so far (see charge)
+    repeats: list[ast.Repeat] = field(default_factory=list)  # repeats being iterated, outermost first
+    _reported: set[Diagnostic] = field(default_factory=set)
+    _sizes: dict[Any, tuple[Any, int]] = field(default_factory=dict)  # id(expr) -> (expr, size), cached
+
+    def __post_init__(self) -> None:
+        if self.max_work is None:
+            self.max_work = work_budget(self.max_nodes)
+
+    # -- work -------------------------------------------------------------------------
+    def charge(self, cost: int, span: Span) -> None:
+        """Count `cost` elaboration steps; stop with a located E107 once the budget is spent.
+
+        Every path that can be taken an unbounded number of times without adding a node (a repeat
+        iteration, a block call, an evaluated expression) goes through here, so elaboration time is
+        bounded by the budget whatever the spec, not only by the number of nodes it adds.
+        """
+        self.work += cost
+        if self.work > self.max_work:
+            raise Aborted(self.out_of_work(span))
+
+    def out_of_work(self, span: Span) -> Diagnostic:
+        # Blame the outermost repeat: it multiplies all the work inside it (usually the culprit).
+        where = self.repeats[0].span if self.repeats else span
+        notes = [Note(r.span, "repeated inside this") for r in self.repeats[1:4]]
+        if where != span:
+            notes.append(Note(span, "the work ran out here"))
+        return error(
+            "E107",
+            f"the spec takes more than {self.max_work:,} elaboration steps to expand",
+            where,
+            "repeats of `identity`, zero-count repeats and empty blocks still cost work; "
+            "lower the repeat counts (raising --max-nodes raises this limit too)",
+            notes,
+        )
+
+    def size(self, e: Any) -> int:
+        """The number of AST nodes in an expression (cached): the cost of evaluating it once."""
+        hit = self._sizes.get(id(e))
+        if hit is None:
+            hit = self._sizes[id(e)] = (e, ast_size(e))  # the entry keeps e alive, so its id stays unique
+        return hit[1]
 
     # -- reporting --------------------------------------------------------------------
     def report(self, d: Diagnostic) -> None:
-        if d not in self.diagnostics:  # a repeat or a reused block reports a mistake once
+        if d not in self._reported:  # a repeat or a reused block reports a mistake once
+            self._reported.add(d)
             self.diagnostics.append(d)
 
     def evaluator(self, env: Env) -> Evaluator:
         return Evaluator(lambda name, span: self.lookup_value(name, span, env))
 
     def value(self, e: ast.Expr, env: Env) -> Any:
+        self.charge(self.size(e), e.span)
         return self.evaluator(env).value(e)
 
     def lookup_value(self, name: str, span: Span, env: Env) -> Any:
@@ -147,6 +193,11 @@ class Elaborator:
 
     # -- layers -------------------------------------------------------------------------
     def apply(self, e: ast.Expr, x: Tensor | None, ctx: Ctx) -> Tensor | None:
+        self.work += 1  # charge(1), inlined: this is the hottest line of the elaborator
+        if self.work > self.max_work:
+            raise Aborted(self.out_of_work(e.span))
+        if isinstance(e, ast.Name):  # the common case first
+            return self.call(e.id, (), e.span, e.span, x, ctx)
         if isinstance(e, ast.Pipe):
             for item in e.items:
                 x = self.apply(item, x, ctx)
@@ -164,8 +215,6 @@ class Elaborator:
             except Poisoned:
                 return None
             return self.apply(chosen, x, ctx)
-        if isinstance(e, ast.Name):
-            return self.call(e.id, (), e.span, e.span, x, ctx)
         if isinstance(e, ast.Call):
             if e.func in BUILTINS:
                 self.report(error("E103", f"`{e.func}(...)` is a value, not a layer", e.span))
@@ -194,7 +243,7 @@ class Elaborator:
                 error("E103", f"a repeat count must be a non-negative integer, got {describe(n)}", e.count.span)
             )
             return None
-        expected = n * static_size(e.body)
+        expected = n * self.static_size(e.body)
         if len(self.nodes) + expected > self.max_nodes:
             raise Aborted(
                 error(
@@ -204,10 +253,36 @@ class Elaborator:
                     "lower the repeat count, or raise the limit with --max-nodes",
                 )
             )
-        for i in range(n):
-            env = ctx.env if e.var is None else Env(ctx.env.module, {**ctx.env.values, e.var: i}, ctx.env.x)
-            x = self.apply(e.body, x, Ctx(env, ctx.names, ctx.trace, ctx.active))
+        if n > self.max_work - self.work:  # each iteration costs at least one step: refuse now, not later
+            raise Aborted(self.out_of_work(e.span) if self.repeats else self.too_many_iterations(e, n))
+        self.repeats.append(e)
+        try:
+            if e.var is None:
+                for _ in range(n):
+                    x = self.apply(e.body, x, ctx)
+            for i in range(n if e.var is not None else 0):
+                self.charge(SCOPE_WORK + len(ctx.env.values), e.span)  # a new environment, copied
+                env = Env(ctx.env.module, {**ctx.env.values, e.var: i}, ctx.env.x)
+                x = self.apply(e.body, x, Ctx(env, ctx.names, ctx.trace, ctx.active))
+        finally:
+            self.repeats.pop()
         return x
+
+    def too_many_iterations(self, e: ast.Repeat, n: int) -> Diagnostic:
+        return error(
+            "E107",
+            f"this repeat runs {n:,} times, beyond the limit of {self.max_work:,} elaboration steps",
+            e.span,
+            "a repeat costs work even when it adds no layers; lower the repeat count",
+        )
+
+    def static_size(self, e: ast.Expr) -> int:
+        """static_size, cached per AST node: a repeat inside a repeat asks for it at every iteration."""
+        key = ("static", id(e))
+        hit = self._sizes.get(key)
+        if hit is None:
+            hit = self._sizes[key] = (e, static_size(e))
+        return hit[1]
 
     def label(self, e: ast.Label, x: Tensor | None, ctx: Ctx) -> Tensor | None:
         inner = e.expr
@@ -216,6 +291,7 @@ class Elaborator:
             args = () if isinstance(inner, ast.Name) else inner.args
             fspan = inner.span if isinstance(inner, ast.Name) else inner.func_span
             return self.call(name, args, inner.span, fspan, x, ctx, label=(e.name, e.span))
+        self.charge(SCOPE_WORK, e.span)  # a new name scope
         claimed = ctx.names.claim(e.name, e.span)
         if isinstance(claimed, Diagnostic):
             self.report(claimed)
@@ -259,6 +335,7 @@ class Elaborator:
         if len(ctx.trace) >= MAX_BLOCK_DEPTH:
             self.report(error("E104", f"blocks nested more than {MAX_BLOCK_DEPTH} deep", span))
             return None
+        self.charge(BLOCK_CALL_WORK + len(args) + len(definition.params), span)
         values: dict[str, Any] = {}
         params = [p.name for p in definition.params]
         ok = True
@@ -545,3 +622,12 @@ def static_size(e: ast.Expr) -> int:
     if isinstance(e, ast.Call):
         return 1 + sum(static_size(a.value) for a in e.args) if e.func in COMBINATORS else 1
     return 1 if isinstance(e, ast.Name) and e.id != "identity" else 0
+
+
+def ast_size(e: Any) -> int:
+    """AST nodes in an expression, found generically through the dataclass fields (spans excluded)."""
+    if isinstance(e, (tuple, list)):
+        return sum(ast_size(i) for i in e)
+    if not dataclasses.is_dataclass(e) or isinstance(e, Span):
+        return 0
+    return 1 + sum(ast_size(getattr(e, f.name)) for f in dataclasses.fields(e))
