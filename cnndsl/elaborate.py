@@ -124,9 +124,9 @@ class Elaborator:
         iteration, a block call, an evaluated expression) goes through here, so elaboration time is
         bounded by the budget whatever the spec, not only by the number of nodes it adds.
         """
-        self.work += cost
-        if self.work > self.max_work:
+        if self.work + cost > self.max_work:  # a step beyond the budget is refused, not taken
             raise Aborted(self.out_of_work(span))
+        self.work += cost
 
     def out_of_work(self, span: Span) -> Diagnostic:
         # Blame the outermost repeat: it multiplies all the work inside it (usually the culprit).
@@ -193,9 +193,9 @@ class Elaborator:
 
     # -- layers -------------------------------------------------------------------------
     def apply(self, e: ast.Expr, x: Tensor | None, ctx: Ctx) -> Tensor | None:
-        self.work += 1  # charge(1), inlined: this is the hottest line of the elaborator
-        if self.work > self.max_work:
+        if self.work >= self.max_work:  # charge(1), inlined: this is the elaborator's hottest path
             raise Aborted(self.out_of_work(e.span))
+        self.work += 1
         if isinstance(e, ast.Name):  # the common case first
             return self.call(e.id, (), e.span, e.span, x, ctx)
         if isinstance(e, ast.Pipe):
