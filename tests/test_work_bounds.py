@@ -6,10 +6,12 @@ they mean the same on a loaded CI runner as on a laptop. Timings live in benchma
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from cnndsl import frontend
@@ -29,9 +31,9 @@ block none4() { nothing -> nothing -> nothing -> nothing }
 """
 
 
-@pytest.fixture
-def elaborators(monkeypatch):
-    """The elaborators compile_text creates, to read their work counters after the fact."""
+@contextmanager
+def recording():
+    """The elaborators compile_text creates meanwhile, to read their work counters after the fact."""
     made: list[Elaborator] = []
 
     class Recording(Elaborator):
@@ -39,8 +41,14 @@ def elaborators(monkeypatch):
             super().__post_init__()
             made.append(self)
 
-    monkeypatch.setattr(frontend, "Elaborator", Recording)
-    return made
+    with patch.object(frontend, "Elaborator", Recording):
+        yield made
+
+
+@pytest.fixture
+def elaborators():
+    with recording() as made:
+        yield made
 
 
 def located_e107(text: str, max_nodes: int = MAX_NODES):
@@ -148,10 +156,11 @@ HOSTILE = st.recursive(
 
 
 @given(HOSTILE)
-def test_every_spec_is_accepted_or_refused_within_the_work_bound(body, elaborators):
-    elaborators.clear()
-    c = compile_text(PRELUDE + body + " -> gap -> fc(2)\n", "hostile.cnn", max_nodes=SMALL)
-    [el] = elaborators
+def test_every_spec_is_accepted_or_refused_within_the_work_bound(body):
+    with recording() as made:
+        c = compile_text(PRELUDE + body + " -> gap -> fc(2)\n", "hostile.cnn", max_nodes=SMALL)
+    [el] = made
+    event("accepted" if c.network is not None else f"refused: {sorted({d.code for d in c.errors})}")
     assert el.work <= work_budget(SMALL)  # a step that would pass the budget is refused, not taken
     if c.network is None:
         assert c.errors
