@@ -110,6 +110,8 @@ class Elaborator:
     work: int = 0  # elaboration steps taken so far (see charge)
     repeats: list[ast.Repeat] = field(default_factory=list)  # repeats being iterated, outermost first
     _reported: set[Diagnostic] = field(default_factory=set)
+    _layers: dict[tuple, tuple[str, Attrs, Shape]] = field(default_factory=dict)  # see primitive
+    _surfaces: dict[str, ops.Surface | None] = field(default_factory=dict)
     _sizes: dict[Any, tuple[Any, int]] = field(default_factory=dict)  # id(expr) -> (expr, size), cached
 
     def __post_init__(self) -> None:
@@ -312,7 +314,7 @@ class Elaborator:
             return x
         if name in env.module.blocks:
             return self.block(name, args, span, x, ctx, label)
-        surface = ops.lookup(name)
+        surface = self.surface(name)
         if surface is not None:
             return self.primitive(surface, args, span, fspan, x, ctx, label, written=name)
         if name in env.module.consts or name in BUILTINS:
@@ -464,6 +466,12 @@ class Elaborator:
 
     # -- primitives ---------------------------------------------------------------------------
     def primitive(self, surface: ops.Surface, args, span, fspan, x, ctx: Ctx, label, written: str) -> Tensor | None:
+        # A layer written the same way, with the same argument values, on the same input shape resolves
+        # to the same attributes and output shape: deep chains and repeats resolve each kind once.
+        key = self.layer_key(surface, written, args, x, ctx.env)
+        hit = self._layers.get(key) if key is not None else None
+        if hit is not None:
+            return self.emit(hit[0], hit[1], [x], hit[2], span, ctx, surface.base, label)
         given = self.bind(surface, written, args, span, ctx.env)
         if given is None or x is None:
             return None
@@ -485,7 +493,33 @@ class Elaborator:
             return None
         if not self.sizes_ok(op, attrs, x, shape, span):
             return None
-        return self.emit(op.name, attrs, [x], shape, span, ctx, surface.base, label)
+        resolved = (op.name, Attrs.of(attrs), shape)
+        if key is not None:
+            self._layers[key] = resolved
+        return self.emit(*resolved[:2], [x], shape, span, ctx, surface.base, label)
+
+    def layer_key(self, surface: ops.Surface, written: str, args, x: Tensor | None, env: Env) -> tuple | None:
+        """What a primitive layer's resolution depends on, or None where it is not cached (errors, an
+        implicit flatten, which warns)."""
+        if x is None or (surface.op.name == "fc" and len(x.shape) == 3):
+            return None
+        try:
+            values = tuple(typed(self.arg_value(a.value, env)) for a in args)
+        except (EvalError, Poisoned):
+            return None  # bind reports it
+        return (written, tuple(a.name for a in args), values, x.shape)
+
+    def arg_value(self, e: ast.Expr, env: Env) -> Any:
+        if isinstance(e, (ast.Bool, ast.String)) or (isinstance(e, ast.Number) and isinstance(e.value, int)):
+            self.charge(1, e.span)  # a literal, as self.value would find it (bind checks its range)
+            return e.value
+        return self.value(e, env)
+
+    def surface(self, name: str) -> ops.Surface | None:
+        """ops.lookup, cached: it parses sized names such as `conv3x3` with a regular expression."""
+        if name not in self._surfaces:
+            self._surfaces[name] = ops.lookup(name)
+        return self._surfaces[name]
 
     def bind(self, surface: ops.Surface, written: str, args, span, env: Env) -> dict | None:
         """Match a layer call's arguments to the op's signature; report every problem. `written` is the
@@ -589,7 +623,7 @@ class Elaborator:
         return True
 
     def emit(
-        self, op: str, attrs: dict, inputs: list[Tensor], shape: Shape, span: Span, ctx: Ctx, base: str, label
+        self, op: str, attrs: Attrs | dict, inputs: list[Tensor], shape: Shape, span: Span, ctx: Ctx, base: str, label
     ) -> Tensor | None:
         if len(self.nodes) >= self.max_nodes:
             raise Aborted(
@@ -604,7 +638,9 @@ class Elaborator:
         if local is None:
             return None
         name = ctx.names.prefix + local
-        self.nodes.append(Node(name, op, Attrs.of(attrs), tuple(t.name for t in inputs), shape, span, ctx.trace))
+        attrs = attrs if isinstance(attrs, Attrs) else Attrs.of(attrs)
+        names = (inputs[0].name,) if len(inputs) == 1 else tuple([t.name for t in inputs])
+        self.nodes.append(Node(name, op, attrs, names, shape, span, ctx.trace))
         return Tensor(name, shape, span)
 
 
@@ -631,3 +667,10 @@ def ast_size(e: Any) -> int:
     if not dataclasses.is_dataclass(e) or isinstance(e, Span):
         return 0
     return 1 + sum(ast_size(getattr(e, f.name)) for f in dataclasses.fields(e))
+
+
+def typed(v: Any) -> Any:
+    """A value with its type, for cache keys: 1, 1.0 and True are equal in Python but not as arguments."""
+    if isinstance(v, tuple):
+        return (tuple, tuple(typed(i) for i in v))
+    return (type(v), v)

@@ -106,12 +106,12 @@ def text_table(network: Network, fig: Figures | None = None) -> str:
         f"peak {human(fig.peak_activation, 'B')}",
         field_text(fig.output_field),
     )
-    widths = [max(len(row[i]) for row in [header, *body, footer]) for i in range(len(header))]
+    widths = [max(map(len, column)) for column in zip(header, *body, footer, strict=True)]
+    # One format string for every row: 100k rows are formatted at C speed, not cell by cell.
+    template = "  ".join(f"{{:{'>' if 3 <= i <= 5 else '<'}{w}}}" for i, w in enumerate(widths))
 
     def line(row):
-        return "  ".join(
-            c.rjust(w) if 3 <= i <= 5 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
+        return template.format(*row).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     title = f"{network.name}: input {format_shape(network.input_shape)}"
