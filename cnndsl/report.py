@@ -85,18 +85,23 @@ def text_table(network: Network, fig: Figures | None = None) -> str:
     """A plain aligned table (rich would cost start-up time for no gain here)."""
     fig = fig or Figures(network)
     header = ("layer", "op", "output", "params", "MACs", "memory", "RF /stride")
-    body = [
-        (
-            n.name,
-            n.op,
-            format_shape(n.shape),
-            f"{fig.params[n.name]:,}" + ("*" if n.name in network.frozen else ""),
-            human(fig.macs[n.name]),
-            human(fig.activation[n.name], "B"),
-            field_text(fig.fields[n.name]),
-        )
-        for n in network.layers
-    ]
+    frozen = set(network.frozen)
+    cells: dict[tuple, tuple[str, ...]] = {}  # deep networks repeat a few kinds of row: format each once
+
+    def row(n):
+        key = (n.op, n.shape, fig.params[n.name], n.name in frozen, fig.macs[n.name], fig.fields[n.name])
+        if key not in cells:
+            cells[key] = (
+                n.op,
+                format_shape(n.shape),
+                f"{key[2]:,}" + ("*" if key[3] else ""),
+                human(key[4]),
+                human(fig.activation[n.name], "B"),  # a function of the shape, in the key
+                field_text(key[5]),
+            )
+        return (n.name, *cells[key])
+
+    body = [row(n) for n in network.layers]
     footer = (
         "total",
         "",

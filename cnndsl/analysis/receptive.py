@@ -51,8 +51,8 @@ def _num(x: float) -> int | float:
 
 
 def _through_window(f: Field, w: Window) -> Field:
-    if f.size is None:
-        return f
+    if f.size is None or (w.kernel == (1, 1) and w.stride == (1, 1) and w.pad == (0, 0)):
+        return f  # global already, or a pointwise window: (r, j, c) stay as they are
     size, stride, offset = [], [], []
     for ax in (0, 1):
         k = w.dilation[ax] * (w.kernel[ax] - 1) + 1
