@@ -259,10 +259,11 @@ class Elaborator:
             raise Aborted(self.out_of_work(e.span) if self.repeats else self.too_many_iterations(e, n))
         self.repeats.append(e)
         try:
-            if e.var is None:
+            if e.var is None:  # the context stays as it is: no new one per iteration
                 for _ in range(n):
                     x = self.apply(e.body, x, ctx)
-            for i in range(n if e.var is not None else 0):
+                return x
+            for i in range(n):
                 self.charge(SCOPE_WORK + len(ctx.env.values), e.span)  # a new environment, copied
                 env = Env(ctx.env.module, {**ctx.env.values, e.var: i}, ctx.env.x)
                 x = self.apply(e.body, x, Ctx(env, ctx.names, ctx.trace, ctx.active))
