@@ -11,6 +11,7 @@ still found and reported together.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from . import ast, ops
 from .diagnostics import Diagnostic, Note, did_you_mean, error, warning
 from .evaluate import BUILTINS, CONSTANTS, EvalError, Evaluator, Poisoned, describe
 from .ir import Attrs, Frame, Node, Shape, format_shape
-from .limits import MAX_BLOCK_DEPTH, MAX_DIM, MAX_ELEMENTS, MAX_NODES
+from .limits import BLOCK_CALL_WORK, MAX_BLOCK_DEPTH, MAX_DIM, MAX_ELEMENTS, MAX_NODES, SCOPE_WORK, work_budget
 from .modules import ModuleScope
 from .source import Span
 
@@ -97,24 +98,71 @@ class Ctx:
 
 
 class Aborted(Exception):
-    """Stops elaboration at once (expansion limit)."""
+    """Stops elaboration at once (expansion or work limit)."""
 
 
 @dataclass
 class Elaborator:
     max_nodes: int = MAX_NODES
+    max_work: int | None = None  # elaboration steps; None: limits.work_budget(max_nodes)
     nodes: list[Node] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    work: int = 0  # elaboration steps taken so far (see charge)
+    repeats: list[ast.Repeat] = field(default_factory=list)  # repeats being iterated, outermost first
+    _reported: set[Diagnostic] = field(default_factory=set)
+    _layers: dict[tuple, tuple[str, Attrs, Shape]] = field(default_factory=dict)  # see primitive
+    _surfaces: dict[str, ops.Surface | None] = field(default_factory=dict)
+    _sizes: dict[Any, tuple[Any, int]] = field(default_factory=dict)  # id(expr) -> (expr, size), cached
+
+    def __post_init__(self) -> None:
+        if self.max_work is None:
+            self.max_work = work_budget(self.max_nodes)
+
+    # -- work -------------------------------------------------------------------------
+    def charge(self, cost: int, span: Span) -> None:
+        """Count `cost` elaboration steps; stop with a located E107 once the budget is spent.
+
+        Every path that can be taken an unbounded number of times without adding a node (a repeat
+        iteration, a block call, an evaluated expression) goes through here, so elaboration time is
+        bounded by the budget whatever the spec, not only by the number of nodes it adds.
+        """
+        if self.work + cost > self.max_work:  # a step beyond the budget is refused, not taken
+            raise Aborted(self.out_of_work(span))
+        self.work += cost
+
+    def out_of_work(self, span: Span) -> Diagnostic:
+        # Blame the outermost repeat: it multiplies all the work inside it (usually the culprit).
+        where = self.repeats[0].span if self.repeats else span
+        notes = [Note(r.span, "repeated inside this") for r in self.repeats[1:4]]
+        if where != span:
+            notes.append(Note(span, "the work ran out here"))
+        return error(
+            "E107",
+            f"the spec takes more than {self.max_work:,} elaboration steps to expand",
+            where,
+            "repeats of `identity`, zero-count repeats and empty blocks still cost work; "
+            "lower the repeat counts (raising --max-nodes raises this limit too)",
+            notes,
+        )
+
+    def size(self, e: Any) -> int:
+        """The number of AST nodes in an expression (cached): the cost of evaluating it once."""
+        hit = self._sizes.get(id(e))
+        if hit is None:
+            hit = self._sizes[id(e)] = (e, ast_size(e))  # the entry keeps e alive, so its id stays unique
+        return hit[1]
 
     # -- reporting --------------------------------------------------------------------
     def report(self, d: Diagnostic) -> None:
-        if d not in self.diagnostics:  # a repeat or a reused block reports a mistake once
+        if d not in self._reported:  # a repeat or a reused block reports a mistake once
+            self._reported.add(d)
             self.diagnostics.append(d)
 
     def evaluator(self, env: Env) -> Evaluator:
         return Evaluator(lambda name, span: self.lookup_value(name, span, env))
 
     def value(self, e: ast.Expr, env: Env) -> Any:
+        self.charge(self.size(e), e.span)
         return self.evaluator(env).value(e)
 
     def lookup_value(self, name: str, span: Span, env: Env) -> Any:
@@ -147,6 +195,11 @@ class Elaborator:
 
     # -- layers -------------------------------------------------------------------------
     def apply(self, e: ast.Expr, x: Tensor | None, ctx: Ctx) -> Tensor | None:
+        if self.work >= self.max_work:  # charge(1), inlined: this is the elaborator's hottest path
+            raise Aborted(self.out_of_work(e.span))
+        self.work += 1
+        if isinstance(e, ast.Name):  # the common case first
+            return self.call(e.id, (), e.span, e.span, x, ctx)
         if isinstance(e, ast.Pipe):
             for item in e.items:
                 x = self.apply(item, x, ctx)
@@ -164,8 +217,6 @@ class Elaborator:
             except Poisoned:
                 return None
             return self.apply(chosen, x, ctx)
-        if isinstance(e, ast.Name):
-            return self.call(e.id, (), e.span, e.span, x, ctx)
         if isinstance(e, ast.Call):
             if e.func in BUILTINS:
                 self.report(error("E103", f"`{e.func}(...)` is a value, not a layer", e.span))
@@ -194,7 +245,7 @@ class Elaborator:
                 error("E103", f"a repeat count must be a non-negative integer, got {describe(n)}", e.count.span)
             )
             return None
-        expected = n * static_size(e.body)
+        expected = n * self.static_size(e.body)
         if len(self.nodes) + expected > self.max_nodes:
             raise Aborted(
                 error(
@@ -204,10 +255,37 @@ class Elaborator:
                     "lower the repeat count, or raise the limit with --max-nodes",
                 )
             )
-        for i in range(n):
-            env = ctx.env if e.var is None else Env(ctx.env.module, {**ctx.env.values, e.var: i}, ctx.env.x)
-            x = self.apply(e.body, x, Ctx(env, ctx.names, ctx.trace, ctx.active))
+        if n > self.max_work - self.work:  # each iteration costs at least one step: refuse now, not later
+            raise Aborted(self.out_of_work(e.span) if self.repeats else self.too_many_iterations(e, n))
+        self.repeats.append(e)
+        try:
+            if e.var is None:  # the context stays as it is: no new one per iteration
+                for _ in range(n):
+                    x = self.apply(e.body, x, ctx)
+                return x
+            for i in range(n):
+                self.charge(SCOPE_WORK + len(ctx.env.values), e.span)  # a new environment, copied
+                env = Env(ctx.env.module, {**ctx.env.values, e.var: i}, ctx.env.x)
+                x = self.apply(e.body, x, Ctx(env, ctx.names, ctx.trace, ctx.active))
+        finally:
+            self.repeats.pop()
         return x
+
+    def too_many_iterations(self, e: ast.Repeat, n: int) -> Diagnostic:
+        return error(
+            "E107",
+            f"this repeat runs {n:,} times, beyond the limit of {self.max_work:,} elaboration steps",
+            e.span,
+            "a repeat costs work even when it adds no layers; lower the repeat count",
+        )
+
+    def static_size(self, e: ast.Expr) -> int:
+        """static_size, cached per AST node: a repeat inside a repeat asks for it at every iteration."""
+        key = ("static", id(e))
+        hit = self._sizes.get(key)
+        if hit is None:
+            hit = self._sizes[key] = (e, static_size(e))
+        return hit[1]
 
     def label(self, e: ast.Label, x: Tensor | None, ctx: Ctx) -> Tensor | None:
         inner = e.expr
@@ -216,6 +294,7 @@ class Elaborator:
             args = () if isinstance(inner, ast.Name) else inner.args
             fspan = inner.span if isinstance(inner, ast.Name) else inner.func_span
             return self.call(name, args, inner.span, fspan, x, ctx, label=(e.name, e.span))
+        self.charge(SCOPE_WORK, e.span)  # a new name scope
         claimed = ctx.names.claim(e.name, e.span)
         if isinstance(claimed, Diagnostic):
             self.report(claimed)
@@ -239,7 +318,7 @@ class Elaborator:
             return x
         if name in env.module.blocks:
             return self.block(name, args, span, x, ctx, label)
-        surface = ops.lookup(name)
+        surface = self.surface(name)
         if surface is not None:
             return self.primitive(surface, args, span, fspan, x, ctx, label, written=name)
         if name in env.module.consts or name in BUILTINS:
@@ -262,6 +341,7 @@ class Elaborator:
         if len(ctx.trace) >= MAX_BLOCK_DEPTH:
             self.report(error("E104", f"blocks nested more than {MAX_BLOCK_DEPTH} deep", span))
             return None
+        self.charge(BLOCK_CALL_WORK + len(args) + len(definition.params), span)
         values: dict[str, Any] = {}
         params = [p.name for p in definition.params]
         ok = True
@@ -390,6 +470,12 @@ class Elaborator:
 
     # -- primitives ---------------------------------------------------------------------------
     def primitive(self, surface: ops.Surface, args, span, fspan, x, ctx: Ctx, label, written: str) -> Tensor | None:
+        # A layer written the same way, with the same argument values, on the same input shape resolves
+        # to the same attributes and output shape: deep chains and repeats resolve each kind once.
+        key = self.layer_key(surface, written, args, x, ctx.env)
+        hit = self._layers.get(key) if key is not None else None
+        if hit is not None:
+            return self.emit(hit[0], hit[1], [x], hit[2], span, ctx, surface.base, label)
         given = self.bind(surface, written, args, span, ctx.env)
         if given is None or x is None:
             return None
@@ -411,7 +497,33 @@ class Elaborator:
             return None
         if not self.sizes_ok(op, attrs, x, shape, span):
             return None
-        return self.emit(op.name, attrs, [x], shape, span, ctx, surface.base, label)
+        resolved = (op.name, Attrs.of(attrs), shape)
+        if key is not None:
+            self._layers[key] = resolved
+        return self.emit(*resolved[:2], [x], shape, span, ctx, surface.base, label)
+
+    def layer_key(self, surface: ops.Surface, written: str, args, x: Tensor | None, env: Env) -> tuple | None:
+        """What a primitive layer's resolution depends on, or None where it is not cached (errors, an
+        implicit flatten, which warns)."""
+        if x is None or (surface.op.name == "fc" and len(x.shape) == 3):
+            return None
+        try:
+            values = tuple(typed(self.arg_value(a.value, env)) for a in args)
+        except (EvalError, Poisoned):
+            return None  # bind reports it
+        return (written, tuple(a.name for a in args), values, x.shape)
+
+    def arg_value(self, e: ast.Expr, env: Env) -> Any:
+        if isinstance(e, (ast.Bool, ast.String)) or (isinstance(e, ast.Number) and isinstance(e.value, int)):
+            self.charge(1, e.span)  # a literal, as self.value would find it (bind checks its range)
+            return e.value
+        return self.value(e, env)
+
+    def surface(self, name: str) -> ops.Surface | None:
+        """ops.lookup, cached: it parses sized names such as `conv3x3` with a regular expression."""
+        if name not in self._surfaces:
+            self._surfaces[name] = ops.lookup(name)
+        return self._surfaces[name]
 
     def bind(self, surface: ops.Surface, written: str, args, span, env: Env) -> dict | None:
         """Match a layer call's arguments to the op's signature; report every problem. `written` is the
@@ -515,7 +627,7 @@ class Elaborator:
         return True
 
     def emit(
-        self, op: str, attrs: dict, inputs: list[Tensor], shape: Shape, span: Span, ctx: Ctx, base: str, label
+        self, op: str, attrs: Attrs | dict, inputs: list[Tensor], shape: Shape, span: Span, ctx: Ctx, base: str, label
     ) -> Tensor | None:
         if len(self.nodes) >= self.max_nodes:
             raise Aborted(
@@ -530,7 +642,9 @@ class Elaborator:
         if local is None:
             return None
         name = ctx.names.prefix + local
-        self.nodes.append(Node(name, op, Attrs.of(attrs), tuple(t.name for t in inputs), shape, span, ctx.trace))
+        attrs = attrs if isinstance(attrs, Attrs) else Attrs.of(attrs)
+        names = (inputs[0].name,) if len(inputs) == 1 else tuple([t.name for t in inputs])
+        self.nodes.append(Node(name, op, attrs, names, shape, span, ctx.trace))
         return Tensor(name, shape, span)
 
 
@@ -548,3 +662,19 @@ def static_size(e: ast.Expr) -> int:
     if isinstance(e, ast.Call):
         return 1 + sum(static_size(a.value) for a in e.args) if e.func in COMBINATORS else 1
     return 1 if isinstance(e, ast.Name) and e.id != "identity" else 0
+
+
+def ast_size(e: Any) -> int:
+    """AST nodes in an expression, found generically through the dataclass fields (spans excluded)."""
+    if isinstance(e, (tuple, list)):
+        return sum(ast_size(i) for i in e)
+    if not dataclasses.is_dataclass(e) or isinstance(e, Span):
+        return 0
+    return 1 + sum(ast_size(getattr(e, f.name)) for f in dataclasses.fields(e))
+
+
+def typed(v: Any) -> Any:
+    """A value with its type, for cache keys: 1, 1.0 and True are equal in Python but not as arguments."""
+    if isinstance(v, tuple):
+        return (tuple, tuple(typed(i) for i in v))
+    return (type(v), v)

@@ -85,18 +85,23 @@ def text_table(network: Network, fig: Figures | None = None) -> str:
     """A plain aligned table (rich would cost start-up time for no gain here)."""
     fig = fig or Figures(network)
     header = ("layer", "op", "output", "params", "MACs", "memory", "RF /stride")
-    body = [
-        (
-            n.name,
-            n.op,
-            format_shape(n.shape),
-            f"{fig.params[n.name]:,}" + ("*" if n.name in network.frozen else ""),
-            human(fig.macs[n.name]),
-            human(fig.activation[n.name], "B"),
-            field_text(fig.fields[n.name]),
-        )
-        for n in network.layers
-    ]
+    frozen = set(network.frozen)
+    cells: dict[tuple, tuple[str, ...]] = {}  # deep networks repeat a few kinds of row: format each once
+
+    def row(n):
+        key = (n.op, n.shape, fig.params[n.name], n.name in frozen, fig.macs[n.name], fig.fields[n.name])
+        if key not in cells:
+            cells[key] = (
+                n.op,
+                format_shape(n.shape),
+                f"{key[2]:,}" + ("*" if key[3] else ""),
+                human(key[4]),
+                human(fig.activation[n.name], "B"),  # a function of the shape, in the key
+                field_text(key[5]),
+            )
+        return (n.name, *cells[key])
+
+    body = [row(n) for n in network.layers]
     footer = (
         "total",
         "",
@@ -106,12 +111,12 @@ def text_table(network: Network, fig: Figures | None = None) -> str:
         f"peak {human(fig.peak_activation, 'B')}",
         field_text(fig.output_field),
     )
-    widths = [max(len(row[i]) for row in [header, *body, footer]) for i in range(len(header))]
+    widths = [max(map(len, column)) for column in zip(header, *body, footer, strict=True)]
+    # One format string for every row: 100k rows are formatted at C speed, not cell by cell.
+    template = "  ".join(f"{{:{'>' if 3 <= i <= 5 else '<'}{w}}}" for i, w in enumerate(widths))
 
     def line(row):
-        return "  ".join(
-            c.rjust(w) if 3 <= i <= 5 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
+        return template.format(*row).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     title = f"{network.name}: input {format_shape(network.input_shape)}"

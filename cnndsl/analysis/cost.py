@@ -15,10 +15,13 @@ from .params import param_counts
 BYTES_PER_ELEMENT = 4  # activations are counted at fp32
 
 
-def trainable_params(network: Network) -> dict[str, int]:
-    """Parameters per node that training updates: all of them unless the node is listed by `freeze`."""
+def trainable_params(network: Network, counts: dict[str, int] | None = None) -> dict[str, int]:
+    """Parameters per node that training updates: all of them unless the node is listed by `freeze`.
+    `counts` is param_counts(network) when the caller has it already."""
     frozen = set(network.frozen)
-    return {name: 0 if name in frozen else n for name, n in param_counts(network).items()}
+    if not frozen:
+        return dict(counts or param_counts(network))
+    return {name: 0 if name in frozen else n for name, n in (counts or param_counts(network)).items()}
 
 
 def frozen_params(network: Network) -> dict[str, int]:
@@ -36,7 +39,16 @@ def macs(network: Network) -> dict[str, int]:
     and merges are not counted).
     """
     shapes = {n.name: n.shape for n in network.nodes}
-    return {n.name: OPS[n.op].macs(n.attrs, [shapes[i] for i in n.inputs], n.shape) for n in network.layers}
+    memo: dict[tuple, int] = {}  # (op, attributes, input shapes): deep networks repeat a few kinds of layer
+    out = {}
+    for n in network.layers:
+        ins = tuple([shapes[i] for i in n.inputs])
+        key = (n.op, n.attrs, ins)
+        m = memo.get(key)
+        if m is None:
+            m = memo[key] = OPS[n.op].macs(n.attrs, list(ins), n.shape)
+        out[n.name] = m
+    return out
 
 
 def activation_bytes(network: Network) -> dict[str, int]:

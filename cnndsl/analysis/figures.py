@@ -24,7 +24,7 @@ class Figures:
 
     @cached_property
     def trainable(self) -> dict[str, int]:
-        return trainable_params(self.network)
+        return trainable_params(self.network, self.params)
 
     @cached_property
     def macs(self) -> dict[str, int]:

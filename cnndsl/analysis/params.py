@@ -24,8 +24,19 @@ def weight_specs(network: Network) -> dict[str, TensorSpec]:
 
 
 def param_counts(network: Network) -> dict[str, int]:
-    """Trainable-parameter count per node (buffers such as running statistics excluded)."""
-    return {
-        n.name: sum(math.prod(s.shape) for s in node_weights(network, n).values() if s.kind == "param")
-        for n in network.layers
-    }
+    """Trainable-parameter count per node (buffers such as running statistics excluded).
+
+    Deep networks repeat a few kinds of layer many times: each (op, attributes, input shapes)
+    is counted once.
+    """
+    shapes = {n.name: n.shape for n in network.nodes}
+    memo: dict[tuple, int] = {}
+    out = {}
+    for n in network.layers:
+        key = (n.op, n.attrs, tuple([shapes[i] for i in n.inputs]))
+        count = memo.get(key)
+        if count is None:
+            weights = OPS[n.op].weights(n.attrs, list(key[2]))
+            count = memo[key] = sum(math.prod(s.shape) for s in weights.values() if s.kind == "param")
+        out[n.name] = count
+    return out

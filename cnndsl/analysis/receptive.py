@@ -51,8 +51,8 @@ def _num(x: float) -> int | float:
 
 
 def _through_window(f: Field, w: Window) -> Field:
-    if f.size is None:
-        return f
+    if f.size is None or (w.kernel == (1, 1) and w.stride == (1, 1) and w.pad == (0, 0)):
+        return f  # global already, or a pointwise window: (r, j, c) stay as they are
     size, stride, offset = [], [], []
     for ax in (0, 1):
         k = w.dilation[ax] * (w.kernel[ax] - 1) + 1
@@ -81,13 +81,18 @@ def receptive_fields(network: Network) -> dict[str, Field]:
     shape = network.input_shape
     whole = ((shape[1] - 1) / 2, (shape[2] - 1) / 2) if len(shape) == 3 else (0.0, 0.0)
     fields: dict[str, Field] = {}
+    shapes = {n.name: n.shape for n in network.nodes}
+    windows: dict[tuple, object] = {}  # (op, attributes, input shapes) -> window, computed once per kind
     for n in network.nodes:
         if n.op == "input":
             fields[n.name] = Field((1, 1), (1, 1), (0.0, 0.0))
             continue
         ins = [fields[i] for i in n.inputs]
         f = ins[0] if len(ins) == 1 else _merge(ins)
-        window = OPS[n.op].window(n.attrs, [network.node(i).shape for i in n.inputs])
+        key = (n.op, n.attrs, tuple([shapes[i] for i in n.inputs]))
+        if key not in windows:
+            windows[key] = OPS[n.op].window(n.attrs, list(key[2]))
+        window = windows[key]
         if window == GLOBAL:
             f = Field(None, f.stride, whole)
         elif isinstance(window, Window):
