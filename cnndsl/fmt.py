@@ -144,6 +144,35 @@ class Formatter:
     def has_comments(self, first: int, last: int) -> bool:
         return any(v and first <= k <= last for k, v in self.pending.items())
 
+    def places_comments(self, e: ast.Expr) -> bool:
+        """Would laying `e` over several lines print a pending comment in place?
+
+        Only chains place comments (between their items, or trailing one); other forms reach chains
+        through what they lay out over lines. A comment anywhere else is printed above its statement
+        whatever the layout, so it must not choose the layout: if it did, the next pass, with the
+        comment already moved, would choose another one (fmt would not be idempotent).
+        """
+        stack = [e]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.Pipe):
+                for item, nxt in zip(node.items, node.items[1:]):
+                    end = self.item_end(item, nxt)
+                    if self.has_comments(end + 1, nxt.span.line - 1):
+                        return True
+                    if nxt.span.line > end and self.has_comments(end, end):
+                        return True
+                stack.extend(node.items)
+            elif isinstance(node, ast.Call):
+                stack.extend(a.value for a in node.args)
+            elif isinstance(node, ast.Repeat):
+                stack.append(node.body)
+            elif isinstance(node, ast.Cond):
+                stack.extend((node.then, node.orelse))
+            elif isinstance(node, ast.Label) and isinstance(node.expr, (ast.Call, ast.Repeat)):
+                stack.append(node.expr)  # a labelled chain stays on one line (see layout)
+        return False
+
     # -- statements ------------------------------------------------------------------------
     def module(self) -> str:
         out: list[str] = []
@@ -214,8 +243,7 @@ class Formatter:
         """
         pad = INDENT * depth
         one = pad + inline(e, need)
-        inner_comments = self.has_comments(e.span.line, e.span.end_line - 1)
-        if len(one) <= WIDTH and not inner_comments:
+        if len(one) <= WIDTH and not self.places_comments(e):
             return [one]
         if isinstance(e, ast.Cond):
             return self.layout_cond(e, depth)
@@ -273,7 +301,7 @@ class Formatter:
             text = inline(item, LABEL)
             same_line = prev is not None and item.span.line == prev.span.end_line
             fits = len(pad) + 3 + len(" -> ".join([*group, text])) <= WIDTH
-            multiline = len(pad) + 3 + len(text) > WIDTH or self.has_comments(item.span.line, item.span.end_line - 1)
+            multiline = len(pad) + 3 + len(text) > WIDTH or self.places_comments(item)
             if group and not (same_line and fits and not multiline):
                 flush()
             if multiline:

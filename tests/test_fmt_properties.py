@@ -124,3 +124,20 @@ def test_invalid_specs_stay_invalid_the_same_way(text):
 def test_unparsable_text_is_refused_not_guessed():
     with pytest.raises(CnnError):
         format_text("input 3x8x8\nrelu if true\n")
+
+
+@pytest.mark.parametrize(
+    "inside",
+    [
+        "conv1x1(4 * 2,  # inside a call\n  bias=false)",
+        "conv1x1(4 if true  # inside a conditional\n  else 2)",
+        "[relu  # inside a repeat\n]x2",
+    ],
+    ids=["call", "conditional", "repeat"],
+)
+def test_a_comment_no_layout_places_does_not_choose_the_layout(inside):
+    # Found by tools/fuzz.py: such a comment forced a multi-line layout, then moved above the statement,
+    # so the second pass chose the one-line layout.
+    text = f"input 3x8x8\nconv3x3(4) -> bn -> relu\n-> {inside}\n-> gap -> fc(2)\n"
+    once = assert_formatting_keeps_meaning(text)
+    assert "# inside" in once.splitlines()[1]  # kept, above the body

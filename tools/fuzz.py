@@ -178,7 +178,12 @@ def main() -> int:
     chunk = 500
     with tempfile.TemporaryDirectory() as folder, ProcessPoolExecutor(args.jobs) as pool:
         ranges = [(s, min(s + chunk, args.cases), args.seed, folder) for s in range(0, args.cases, chunk)]
-        results = list(pool.map(run_range, ranges))
+        results = []
+        for r in pool.map(run_range, ranges):  # in order, so progress lines are reproducible
+            results.append(r)
+            done = sum(x["cases"] for x in results)
+            bad = sum(sum(x["failures"].values()) for x in results)
+            print(f"  {done} cases, {bad} failures, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     failures: Counter = Counter()
     examples: dict[str, int] = {}
     for r in results:
