@@ -172,14 +172,18 @@ NUMBERS = {
 
 @pytest.mark.parametrize("text", list(NUMBERS), ids=lambda t: t.replace("\n", " ")[:40])
 def test_numbers_and_arithmetic_give_located_errors(tmp_path, capsys, text):
-    where, code, fragment = NUMBERS[text]
+    out = assert_located_error(tmp_path, capsys, text, *NUMBERS[text])
+    assert re.search(r"^\s+\| +\^+", out, re.M), "a caret under the source line"
+    assert "internal error" not in out
+
+
+def assert_located_error(tmp_path, capsys, text: str, where: str, code: str, fragment: str) -> str:
     path = spec(tmp_path, text)
     status, out = check(path, capsys)
     assert status == 2, out
     assert f"{path}:{where}: error[{code}]" in out, out[:500]
     assert fragment in out
-    assert re.search(r"^\s+\| +\^+", out, re.M), "a caret under the source line"
-    assert "internal error" not in out
+    return out
 
 
 # 8. Small acceptance gaps -----------------------------------------------------------------------
@@ -202,12 +206,7 @@ GAPS = {
 
 @pytest.mark.parametrize("text", list(GAPS), ids=lambda t: t.replace("\n", " ")[:40])
 def test_careless_specs_are_refused_by_the_front_end(tmp_path, capsys, text):
-    where, code, fragment = GAPS[text]
-    path = spec(tmp_path, text)
-    status, out = check(path, capsys)
-    assert status == 2, out
-    assert f"{path}:{where}: error[{code}]" in out, out
-    assert fragment in out
+    assert_located_error(tmp_path, capsys, text, *GAPS[text])
 
 
 def test_names_torch_refuses_are_refused_for_every_backend(tmp_path, capsys):
