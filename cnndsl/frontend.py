@@ -198,6 +198,9 @@ def _expectations(statements, el: Elaborator, main: ModuleScope) -> tuple[Expect
                 el.report(err.diagnostic)
             except Poisoned:
                 pass
+            except Aborted as abort:  # the body left too little of the work budget to evaluate this
+                el.report(abort.args[0])
+                break
     return tuple(out)
 
 

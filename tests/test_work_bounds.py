@@ -168,3 +168,21 @@ def test_every_spec_is_accepted_or_refused_within_the_work_bound(body):
             assert d.code in CODES and d.span.file == "hostile.cnn" and d.span.line >= 1 and d.span.column >= 1
     else:
         assert 2 <= len(c.network.layers) <= SMALL
+
+
+def test_expectations_evaluated_after_a_body_that_spent_the_budget_are_refused_not_crashed():
+    # Found by tools/fuzz.py (case 49967): a poisoned chain (`stride=0`) repeated spends work without
+    # adding layers and stopped just under the budget; evaluating the `expect` lines then ran out of work
+    # outside the elaborator's guard, an internal error. Here `[identity]xN` (one step an iteration, no
+    # layers) leaves fewer steps than the expectation needs.
+    body = "input 3x8x8\nconv3x3(4) -> [identity]x{n} -> gap -> fc(2)\n"
+    with recording() as made:
+        compile_text(body.format(n=0), "fixed.cnn", max_nodes=SMALL)
+    fixed = made[-1].work  # the steps the spec takes besides the repeat's
+    n = work_budget(SMALL) - fixed - 5
+    text = body.format(n=n) + "expect params == " + " + ".join(["1"] * 20) + "\n"
+    with recording() as made:
+        c = compile_text(text, "spent.cnn", max_nodes=SMALL)
+    assert made[-1].work <= work_budget(SMALL)
+    assert c.network is None
+    assert [d.code for d in c.diagnostics] == ["E107"]
