@@ -113,6 +113,7 @@ class Elaborator:
     _layers: dict[tuple, tuple[str, Attrs, Shape]] = field(default_factory=dict)  # see primitive
     _surfaces: dict[str, ops.Surface | None] = field(default_factory=dict)
     _sizes: dict[Any, tuple[Any, int]] = field(default_factory=dict)  # id(expr) -> (expr, size), cached
+    _block_sizes: dict[int, int] = field(default_factory=dict)  # id(BlockDef) -> static_size of its body
 
     def __post_init__(self) -> None:
         if self.max_work is None:
@@ -245,7 +246,7 @@ class Elaborator:
                 error("E103", f"a repeat count must be a non-negative integer, got {describe(n)}", e.count.span)
             )
             return None
-        expected = n * self.static_size(e.body)
+        expected = n * self.static_size(e.body, ctx.env)
         if len(self.nodes) + expected > self.max_nodes:
             raise Aborted(
                 error(
@@ -279,12 +280,14 @@ class Elaborator:
             "a repeat costs work even when it adds no layers; lower the repeat count",
         )
 
-    def static_size(self, e: ast.Expr) -> int:
-        """static_size, cached per AST node: a repeat inside a repeat asks for it at every iteration."""
+    def static_size(self, e: ast.Expr, env: Env) -> int:
+        """static_size, cached per AST node: a repeat inside a repeat asks for it at every iteration.
+        (One AST node lies in one lexical scope, so its blocks and bound names are always the same.)"""
         key = ("static", id(e))
         hit = self._sizes.get(key)
         if hit is None:
-            hit = self._sizes[key] = (e, static_size(e))
+            size = static_size(e, env.module.blocks, frozenset(env.values), self._block_sizes)
+            hit = self._sizes[key] = (e, size)
         return hit[1]
 
     def label(self, e: ast.Label, x: Tensor | None, ctx: Ctx) -> Tensor | None:
@@ -648,20 +651,42 @@ class Elaborator:
         return Tensor(name, shape, span)
 
 
-def static_size(e: ast.Expr) -> int:
-    """A lower bound on the layers an expression expands to, without evaluating it."""
-    if isinstance(e, ast.Pipe):
-        return sum(static_size(i) for i in e.items)
-    if isinstance(e, ast.Repeat):
-        n = e.count.value if isinstance(e.count, ast.Number) and isinstance(e.count.value, int) else 1
-        return max(0, n) * static_size(e.body)
-    if isinstance(e, ast.Label):
-        return static_size(e.expr)
-    if isinstance(e, ast.Cond):
-        return min(static_size(e.then), static_size(e.orelse))
-    if isinstance(e, ast.Call):
-        return 1 + sum(static_size(a.value) for a in e.args) if e.func in COMBINATORS else 1
-    return 1 if isinstance(e, ast.Name) and e.id != "identity" else 0
+def static_size(e: ast.Expr, blocks: dict | None = None, bound: frozenset = frozenset(), memo=None) -> int:
+    """A lower bound on the layers an expression expands to, without evaluating it.
+
+    `blocks` (name -> (BlockDef, defining module)) lets a block call count its body, so that
+    `[mbconv(40)]x65537` is refused before it expands anything; names in `bound` (block parameters,
+    repeat indexes) may stand for any layer, `identity` included, so they count nothing.
+    """
+    memo = {} if memo is None else memo
+
+    def size(e) -> int:
+        if isinstance(e, ast.Pipe):
+            return sum(size(i) for i in e.items)
+        if isinstance(e, ast.Repeat):
+            n = e.count.value if isinstance(e.count, ast.Number) and isinstance(e.count.value, int) else 1
+            return max(0, n) * size(e.body)
+        if isinstance(e, ast.Label):
+            return size(e.expr)
+        if isinstance(e, ast.Cond):
+            return min(size(e.then), size(e.orelse))
+        name = e.func if isinstance(e, ast.Call) else e.id if isinstance(e, ast.Name) else None
+        if name is None or name == "identity" or name in bound:
+            return 0
+        if name in COMBINATORS:
+            return 1 + sum(size(a.value) for a in e.args)
+        if blocks and name in blocks:
+            return block_size(*blocks[name])
+        return 1
+
+    def block_size(definition: ast.BlockDef, module: ModuleScope) -> int:
+        if id(definition) not in memo:  # blocks are never recursive (modules.py checks), so this ends
+            memo[id(definition)] = 0  # and a cycle, were there one, would count nothing
+            params = frozenset(p.name for p in definition.params)
+            memo[id(definition)] = static_size(definition.body, module.blocks, params, memo)
+        return memo[id(definition)]
+
+    return size(e)
 
 
 def ast_size(e: Any) -> int:

@@ -186,3 +186,31 @@ def test_expectations_evaluated_after_a_body_that_spent_the_budget_are_refused_n
     assert made[-1].work <= work_budget(SMALL)
     assert c.network is None
     assert [d.code for d in c.diagnostics] == ["E107"]
+
+
+def test_a_repeat_of_blocks_is_sized_through_the_block_body_before_it_expands():
+    # Found by tools/fuzz.py (case 25923): `[mbconv(...)]x65537` expanded 6,500 blocks before the node
+    # limit stopped it; sized through its body, the repeat is refused before its first iteration.
+    text = "input 3x8x8\nblock two(c) { conv3x3(c) -> relu }\nconv3x3(4) -> [two(4)]x60000 -> gap -> fc(2)\n"
+    with recording() as made:
+        c = compile_text(text, "blocks.cnn")
+    [d] = c.errors
+    assert d.code == "E107" and "at least 120,000 layers" in d.message
+    assert made[-1].work < 100  # refused up front
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "block maybe(c) { conv3x3(c) -> relu -> relu if c > 0 else identity }\nconv3x3(4) -> [maybe(0)]x50000",
+        "block use(f) { f -> f -> f }\nconv3x3(4) -> [use(identity)]x50000",
+        "block use(f) { f -> f }\nblock twice(f) { use(f) -> use(f) }\nconv3x3(4) -> [twice(identity)]x26000",
+    ],
+    ids=["conditional", "layer-parameter", "nested"],
+)
+def test_block_sizes_are_lower_bounds_that_never_refuse_a_valid_spec(body):
+    # A block whose expansion depends on its arguments counts the least it can expand to. These add no
+    # layers at all and compile; counting a parameter, or a conditional's larger branch, as a layer
+    # would size each repeat past 100,000 layers and refuse it.
+    c = compile_text(f"input 3x8x8\n{body} -> gap -> fc(2)\n", "lower.cnn")
+    assert c.network is not None, [d.message for d in c.errors]
