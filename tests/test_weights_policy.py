@@ -20,8 +20,8 @@ from numba_helpers import build_shared
 
 import cnndsl
 from cnndsl.backends import numba_backend
-from cnndsl.backends.model_api import WeightsError
 from cnndsl.reference import random_weights
+from cnndsl.runtime.model_api import WeightsError
 
 # bn brings torch's int64 counter, whose policy differs: integers, not floats
 SPEC = "input 1x8x8\nconv3x3(2) -> bn -> relu -> gap -> fc(10)"

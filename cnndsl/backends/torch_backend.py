@@ -16,9 +16,11 @@ import keyword
 import re
 from typing import Any
 
+from .. import runtime
 from ..diagnostics import CnnError, error
 from ..ir import Network, Node, format_shape
-from .torch_layers import LINE, MERGES, MODULES, TABLE_CONV, fit_call, table_const, tuple_literal
+from .layout import LINE, fit_call
+from .torch_layers import MERGES, MODULES, table_const, tuple_literal
 
 INDENT = "        "  # statements inside a method
 
@@ -36,6 +38,12 @@ def class_name(network: Network) -> str:
     if keyword.iskeyword(name) or name in _GLOBALS:
         name += "Net"
     return name
+
+
+def _table_conv() -> str:
+    """TableConv2d's source, copied verbatim from the runtime file (its imports are the module's own)."""
+    text = runtime.source("torch_table_conv.py")
+    return text[text.index("class TableConv2d(") :]
 
 
 _GLOBALS = {"torch", "nn", "F", "math", "TableConv2d"}
@@ -227,7 +235,7 @@ def render(network: Network) -> str:
         ]
         out += tuple_literal("", f"{table_names[n.name]} = ", n.attrs["table"])
     if tables:
-        out += ["", "", *TABLE_CONV.strip("\n").split("\n")]
+        out += ["", "", *_table_conv().strip("\n").split("\n")]
     out += [
         "",
         "",
@@ -275,14 +283,14 @@ def instantiate(
 
 def load_weights(model: Any, weights: Any, *, strict: bool = True, allow_nonfinite: bool = False):
     """Load a `.safetensors`/`.npz` path or a state dict into a torch module under the numba and cuda
-    backends' policy (cnndsl.backends.model_api.checked_weights): only floating tensors convert, NaN/inf
+    backends' policy (cnndsl.runtime.model_api.checked_weights): only floating tensors convert, NaN/inf
     only with allow_nonfinite, overflow and bad keys or shapes are a WeightsError listing every problem.
     `nn.Module.load_state_dict` alone would cast bool, int or 1e300 weights silently."""
     import os
 
     import torch
 
-    from .model_api import WeightsError, checked_weights, read_weights_file
+    from ..runtime.model_api import WeightsError, checked_weights, read_weights_file
 
     path = os.fspath(weights) if isinstance(weights, (str, os.PathLike)) else None
     specs = {k: (tuple(v.shape), numpy_dtype(v.dtype)) for k, v in model.state_dict().items()}

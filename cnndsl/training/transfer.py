@@ -65,8 +65,8 @@ def load_matching(model, path: str, allow_nonfinite: bool = False) -> InitReport
     or non-finite tensor under a matching name is an error, not a silent cast into the model."""
     import torch
 
-    from ..backends.model_api import WeightsError, checked_array
     from ..backends.torch_backend import numpy_dtype
+    from ..runtime.model_api import WeightsError, checked_array
 
     weights = read_weights(path)
     own = model.state_dict()
