@@ -673,8 +673,8 @@ def static_size(e: ast.Expr, blocks: dict | None = None, bound: frozenset = froz
         name = e.func if isinstance(e, ast.Call) else e.id if isinstance(e, ast.Name) else None
         if name is None or name == "identity" or name in bound:
             return 0
-        if name in COMBINATORS:
-            return 1 + sum(size(a.value) for a in e.args)
+        if name in COMBINATORS:  # a bare `concat` is a Name: an error elsewhere, one layer here
+            return 1 + sum(size(a.value) for a in e.args) if isinstance(e, ast.Call) else 1
         if blocks and name in blocks:
             return block_size(*blocks[name])
         return 1

@@ -214,3 +214,10 @@ def test_block_sizes_are_lower_bounds_that_never_refuse_a_valid_spec(body):
     # would size each repeat past 100,000 layers and refuse it.
     c = compile_text(f"input 3x8x8\n{body} -> gap -> fc(2)\n", "lower.cnn")
     assert c.network is not None, [d.message for d in c.errors]
+
+
+@pytest.mark.parametrize("merge", ["concat", "add", "residual", "mul"])
+def test_a_bare_merge_inside_a_repeat_is_an_error_not_a_crash(merge):
+    # Found by tools/fuzz.py (case 9429): sizing a repeat met `concat` written without arguments.
+    c = compile_text(f"input 3x8x8\n[conv3x3(4) -> {merge} -> relu]x3 -> gap -> fc(2)\n", "bare.cnn")
+    assert c.network is None and c.errors
