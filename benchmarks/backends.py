@@ -1,10 +1,12 @@
-"""Numba backend vs torch eager, in one process, interleaved: latency, ratio, GFLOP/s and share of peak.
+"""Numba backend vs onnxruntime and torch eager, in one process, interleaved: latency, ratios, GFLOP/s, peak.
 
     python benchmarks/backends.py --spec specs/lenet5.cnn --batch 1
-    python benchmarks/backends.py --spec specs/resnet18.cnn --batch 1 --layers
+    python benchmarks/backends.py --spec specs/resnet18.cnn --batch 1 8 --layers
 
-Both backends get the same random weights (batch norm statistics included) and the
-same input; their outputs are checked to agree before anything is timed. The machine
+All contestants get the same random weights (batch norm statistics included) and the
+same input; their outputs are checked to agree before anything is timed. onnxruntime
+runs the torch backend's ONNX export (`pip install -e '.[bench]'`; skipped with a note
+when onnxruntime or onnx is missing), with as many intra-op threads as the others. The machine
 peak is the best of a few large sgemm calls (numpy and torch) in the same run.
 `--layers` also times every 3x3 convolution on its own (numba kernel vs F.conv2d).
 """
@@ -17,6 +19,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 
@@ -73,10 +76,38 @@ def torch_model(network, weights):
     return model, "torch backend (eager)"
 
 
+def ort_session(model, batch: int, shape, threads: int):
+    """onnxruntime on the torch backend's ONNX export (TorchScript exporter, opset 17, all graph
+    optimisations), or None with the reason when onnxruntime or onnx is not installed."""
+    import io
+
+    import torch
+
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        return None, f"onnxruntime not installed ({e}); pip install -e '.[bench]'"
+    buf = io.BytesIO()
+    x = torch.zeros((batch, *shape))
+    try:
+        with warnings.catch_warnings():  # the TorchScript exporter is deprecated; the dynamo one needs onnxscript
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=17, input_names=["x"])
+    except Exception as e:  # noqa: BLE001 - a benchmark reports and goes on
+        return None, f"ONNX export failed: {type(e).__name__}: {e}"
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+    return sess, f"onnxruntime {ort.__version__}, {threads} intra-op threads"
+
+
 def interleaved(fns: dict, repeats: int, budget_s: float, block: int = 5) -> dict[str, list[float]]:
     """Alternate the backends in blocks of `block` calls, timing each call; the first call of every block
     is dropped: it pays for the other library's thread pool still spinning on the cores (torch's OpenMP
-    workers spin for a while after each op and would otherwise be billed to whichever backend runs next)."""
+    and onnxruntime's workers spin for a while after each run and would otherwise be billed to whichever
+    backend runs next)."""
     times = {k: [] for k in fns}
     start = time.perf_counter()
     for r in range(0, repeats, block):
@@ -140,29 +171,14 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
         )
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--spec", required=True)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--input", type=parse_dims, default=None, metavar="CxHxW")
-    p.add_argument("--repeats", type=int, default=200, help="at most this many interleaved rounds")
-    p.add_argument("--budget", type=float, default=20.0, help="stop the rounds after this many seconds")
-    p.add_argument("--layers", action="store_true", help="also time each 3x3 conv alone")
-    p.add_argument("--threads", type=int, default=None, help="threads for both backends (default: all cores)")
-    args = p.parse_args()
-
+def run_batch(network, weights, batch: int, args, peak: float, threads: int) -> bool:
+    """One batch size: agreement first, then the interleaved timing; prints a table. True if all agree."""
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    network = cnndsl.load(args.spec, input_shape=args.input)
-    weights = random_weights(network, 0)
-    x = np.random.default_rng(1).standard_normal((args.batch, *network.input_shape)).astype(np.float32)
-
-    t = time.perf_counter()
     from cnndsl.backends import import_source, numba_backend
 
+    x = np.random.default_rng(1).standard_normal((batch, *network.input_shape)).astype(np.float32)
+    t = time.perf_counter()
     module = import_source(numba_backend.render(network), "numba")
     nb = numba_backend.instantiate(module)
     nb.load_state_dict(weights)
@@ -172,36 +188,88 @@ def main() -> int:
     tx = torch.from_numpy(x)
     with torch.no_grad():
         y_t = tm(tx).numpy()
-    abs_err, rel_err, ok = compare(y_nb, y_t, 1e-4, 1e-5)
-
-    peak = sgemm_peak()
+    fns = {"numba": lambda: nb(x), "onnxruntime": None, "torch": lambda: tm(tx)}
+    results = {"numba": y_nb, "torch": y_t}
+    sess, ort_kind = ort_session(tm, batch, network.input_shape, threads)
+    if sess is None:
+        del fns["onnxruntime"]
+    else:
+        feed = {"x": x}
+        fns["onnxruntime"] = lambda: sess.run(None, feed)
+        results["onnxruntime"] = sess.run(None, feed)[0]
+    ok = True
+    agree = []
+    for name in ("numba", "onnxruntime"):
+        if name in results:
+            abs_err, rel_err, same = compare(results[name], y_t, 1e-4, 1e-5)
+            ok = ok and same
+            agree.append(f"{name} vs torch {'yes' if same else 'NO'} (max abs {abs_err:.2e}, max rel {rel_err:.2e})")
     with torch.no_grad():
-        times = interleaved({"numba": lambda: nb(x), "torch": lambda: tm(tx)}, args.repeats, args.budget)
-    macs = sum(layer_macs(network).values()) * args.batch
-    t_nb, t_t = statistics.median(times["numba"]), statistics.median(times["torch"])
+        times = interleaved(fns, args.repeats, args.budget)
+    macs = sum(layer_macs(network).values()) * batch
+    med = {k: statistics.median(v) for k, v in times.items()}
 
     print(
-        f"{network.name}: input {'x'.join(map(str, (args.batch, *network.input_shape)))}, "
-        f"{macs / 1e6:.2f} M MACs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f"\n{network.name}: input {'x'.join(map(str, (batch, *network.input_shape)))}, "
+        f"{macs / 1e6:.2f} M MACs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load "
+        f"{os.getloadavg()[0]:.1f}"
     )
+    print(f"numba first call (compile or cache load + run): {first_call:.2f} s; torch: {torch_kind}; {ort_kind}")
+    print("outputs agree: " + "; ".join(agree))
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
-        f"{os.getloadavg()[0]:.1f}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
-        f"sgemm peak {peak:.1f} GFLOP/s; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}"
+        f"{'backend':<12} {'median ms':>10} {'min ms':>8} {'GFLOP/s':>8} {'of peak':>8}   rounds {len(times['numba'])}"
     )
-    print(f"numba first call (compile or cache load + run): {first_call:.2f} s; torch: {torch_kind}")
-    print(f"outputs agree: {'yes' if ok else 'NO'} (max abs {abs_err:.2e}, max rel {rel_err:.2e})")
-    print(
-        f"{'backend':<8} {'median ms':>10} {'min ms':>8} {'GFLOP/s':>8} {'of peak':>8}   rounds {len(times['numba'])}"
-    )
-    for name, ts in (("numba", times["numba"]), ("torch", times["torch"])):
-        med = statistics.median(ts)
-        gf = 2 * macs / med / 1e9
-        print(f"{name:<8} {med * 1e3:10.3f} {min(ts) * 1e3:8.3f} {gf:8.2f} {gf / peak:8.1%}")
-    print(f"numba vs torch eager: {t_t / t_nb:.2f}x {'faster' if t_t >= t_nb else 'slower'} (median ratio)")
+    for name, ts in times.items():
+        gf = 2 * macs / med[name] / 1e9
+        print(f"{name:<12} {med[name] * 1e3:10.3f} {min(ts) * 1e3:8.3f} {gf:8.2f} {gf / peak:8.1%}")
+    for other in ("onnxruntime", "torch"):
+        if other in med:
+            r = med[other] / med["numba"]
+            print(
+                f"numba vs {other}: {r:.2f}x ({'faster' if r >= 1 else 'slower'}; ratio of medians, >1 = numba faster)"
+            )
     if args.layers:
-        layer_table(network, module, args.batch, peak, min(args.repeats, 30))
+        layer_table(network, module, batch, peak, min(args.repeats, 30))
+    return ok
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--spec", required=True)
+    p.add_argument("--batch", type=int, nargs="+", default=[1], help="one or more batch sizes")
+    p.add_argument("--input", type=parse_dims, default=None, metavar="CxHxW")
+    p.add_argument("--repeats", type=int, default=200, help="at most this many interleaved rounds")
+    p.add_argument("--budget", type=float, default=20.0, help="stop the rounds after this many seconds")
+    p.add_argument("--layers", action="store_true", help="also time each 3x3 conv alone")
+    p.add_argument("--threads", type=int, default=None, help="threads for every backend (default: all cores)")
+    args = p.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = args.threads or torch.get_num_threads()
+
+    network = cnndsl.load(args.spec, input_shape=args.input)
+    weights = random_weights(network, 0)
+    peak = sgemm_peak()
+    print(
+        f"machine: {platform.processor() or platform.machine()} ({cpu_model()}), {os.cpu_count()} cores; "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads; sgemm peak {peak:.1f} GFLOP/s; "
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}"
+    )
+    ok = True
+    for batch in args.batch:
+        ok = run_batch(network, weights, batch, args, peak, threads) and ok
     return 0 if ok else 1
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?")
+    except OSError:
+        return "?"
 
 
 if __name__ == "__main__":
