@@ -36,9 +36,9 @@ input 2x6x6
 bn -> conv3x3(4) -> gmp -> flatten -> dropout(0.3) -> fc(12) -> bn -> relu -> fc(9, bias=false)
 -> leaky_relu(0.1) -> bn -> fc(5) -> softmax
 """,
-    # The wide-row conv kernel: kernel widths 5, 3 and 2 (the generic path), fewer than four or a ragged
-    # number of output channels, dilation, uneven padding; 2x2 max pooling on even and odd sizes; a deep
-    # reduction that goes to im2col + BLAS instead.
+    # The wide-row im2col (stride-1 convs): kernel widths 5, 3 and 2, few or ragged numbers of channels,
+    # dilation, different padding per dimension, deep and shallow reductions; 2x2 max pooling on even and
+    # odd sizes.
     "wide_convs": """
 input 3x13x10
 conv5x5(6, pad=2) -> relu -> conv(3, kernel=3, dilation=2, pad=2) -> gelu

@@ -42,24 +42,23 @@ JIT_FORWARD_MAX_STEPS = 24
 
 
 # -- convolution method per layer ------------------------------------------------------------------
-CONV_DIRECT, CONV_GEMM, CONV_WIDE = "CONV_DIRECT", "CONV_GEMM", "CONV_WIDE"  # the kernel library's constants
-_WIDE_BLOCK = 4  # output channels per block of the wide-row kernel (cnndsl.runtime.numba_kernels._OC_BLOCK)
-
-
-# The wide-row kernel beats im2col + BLAS while the reduction per output (cin x kh x kw) is short: at 25 and
-# 150 (LeNet-5) by 2-3x, at 27 (a 3-channel 3x3 stem) it ties; from 288 up BLAS wins (benchmarks/README.md).
-WIDE_MAX_DEPTH = 200
+CONV_DIRECT, CONV_GEMM, CONV_WGEMM, CONV_DW = "CONV_DIRECT", "CONV_GEMM", "CONV_WGEMM", "CONV_DW"  # the library's
 
 
 def conv_method(cin: int, node: Node) -> str:
-    """Which conv2d method a layer gets: grouped convs the direct kernel; stride-1 convs with a short
-    reduction and kernel width 3 or 5 the wide-row kernel; the rest im2col + BLAS."""
+    """Which conv2d method a layer gets: stride-1 depthwise convs (groups == channels in and out) the
+    depthwise wide-row kernel (2.5-3x the direct kernel on big planes; at stride 2 its half-junk rows lose
+    to the direct kernel, so those stay there); other grouped convs the direct kernel; stride-1 convs bigger than
+    1x1 the wide-row im2col + BLAS (one contiguous window copy per im2col row instead of one short copy
+    per output row: 3-8x cheaper im2col on small planes, and faster than the former wide-row direct
+    kernel even at LeNet-5's 1-6 input channels, benchmarks/README.md); the rest im2col + BLAS."""
     a = node.attrs
     (kh, kw) = a["kernel"]
+    sh, sw = a["stride"]
     if a["groups"] != 1:
-        return CONV_DIRECT
-    if a["stride"] == (1, 1) and kw in (3, 5) and cin * kh * kw <= WIDE_MAX_DEPTH:
-        return CONV_WIDE
+        return CONV_DW if a["groups"] == cin == node.shape[0] and sh == sw == 1 else CONV_DIRECT
+    if a["stride"] == (1, 1) and (kh, kw) != (1, 1):
+        return CONV_WGEMM
     return CONV_GEMM
 
 
@@ -68,10 +67,10 @@ def conv_scratch(cin: int, in_hw: tuple[int, int], node: Node, method: str) -> i
     a = node.attrs
     cout, oh, ow = node.shape
     (kh, kw), (ph, pw) = a["kernel"], a["pad"]
-    if method == CONV_WIDE:  # padded input planes, then one block of four wide rows per output block
-        wp = in_hw[1] + 2 * pw
-        blocks = (cout + _WIDE_BLOCK - 1) // _WIDE_BLOCK
-        return cin * (in_hw[0] + 2 * ph) * wp + blocks * _WIDE_BLOCK * ((oh - 1) * wp + ow)
+    if method == CONV_WGEMM:  # padded planes, wide im2col columns, the wide product
+        hp, wp = in_hw[0] + 2 * ph, in_hw[1] + 2 * pw
+        wl = (oh - 1) * wp + ow
+        return cin * hp * wp + (cin * kh * kw + cout) * wl
     if method == CONV_GEMM and (kh, kw, *a["stride"], ph, pw) != (1, 1, 1, 1, 0, 0):
         return cin * kh * kw * oh * ow  # im2col columns
     return 0

@@ -22,8 +22,8 @@ ACT_GELU, ACT_SILU, ACT_HARDSWISH, ACT_HARDSIGMOID = 6, 7, 8, 9
 # Below this many multiply-adds a parallel region costs more than it saves.
 PARALLEL_MACS = 1 << 20
 _OC_BLOCK = 4  # output channels per register block of the direct convolution
-CONV_DIRECT, CONV_GEMM, CONV_WIDE = 0, 1, 2  # conv2d's methods (the renderer picks one per layer)
-_WIDE_CHUNK = 512  # wide-row positions per pass: four accumulator rows of 2 KB stay in L1
+CONV_DIRECT, CONV_GEMM, CONV_WGEMM, CONV_DW = 0, 1, 2, 3  # conv2d's methods (the renderer picks one per layer)
+_DW_CHUNK = 1024  # wide-row positions per pass of the depthwise kernel: the accumulator chunk stays in L1
 _LONG_ROW = 24  # rows at least this long are copied through views (vectorised); shorter ones by index
 
 
@@ -242,120 +242,192 @@ def _im2col(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
         _im2col_parallel(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
 
 
-@_nb.njit(cache=True, fastmath={"contract"})
-def _wide_block(src, w, b, acc, y, n, o0, wp, dh, dw, act, slope):
-    """Output channels o0..o0+3 of image n by the wide-row direct method (stride 1, groups 1).
-
-    src holds the (padded) input planes, each wp wide. Output position (oy, ox) lives at oy * wp + ox of a
-    "wide" row of length L = (oh - 1) * wp + ow; tap (c, ky, kx) then reads src at one constant offset from
-    it, so each tap is one contiguous, vectorised loop over the whole plane (the wp - ow junk columns per
-    row are computed and dropped). A whole kernel row (kw = 3 or 5 taps) is summed per load/store of the
-    four accumulator rows, which is what makes it faster than im2col + BLAS for few channels."""
-    cin, kh, kw = w.shape[1], w.shape[2], w.shape[3]
-    oh, ow = y.shape[2], y.shape[3]
-    wl = (oh - 1) * wp + ow
-    plane = src.size // cin
-    nb = min(_OC_BLOCK, y.shape[1] - o0)
-    for k in range(nb):
-        bias = b[o0 + k]
-        r = acc[k * wl : (k + 1) * wl]
-        for i in range(wl):
-            r[i] = bias
-    if nb == _OC_BLOCK and (kw == 3 or kw == 5):
-        for p0 in range(0, wl, _WIDE_CHUNK):
-            cl = min(_WIDE_CHUNK, wl - p0)
-            r0 = acc[p0 : p0 + cl]
-            r1 = acc[wl + p0 : wl + p0 + cl]
-            r2 = acc[2 * wl + p0 : 2 * wl + p0 + cl]
-            r3 = acc[3 * wl + p0 : 3 * wl + p0 + cl]
-            for c in range(cin):
-                for ky in range(kh):
-                    off = c * plane + ky * dh * wp + p0
-                    t = w[o0 : o0 + 4, c, ky]
-                    xa = src[off : off + cl]
-                    xb = src[off + dw : off + dw + cl]
-                    xc = src[off + 2 * dw : off + 2 * dw + cl]
-                    if kw == 3:
-                        a0, b0, c0 = t[0, 0], t[0, 1], t[0, 2]
-                        a1, b1, c1 = t[1, 0], t[1, 1], t[1, 2]
-                        a2, b2, c2 = t[2, 0], t[2, 1], t[2, 2]
-                        a3, b3, c3 = t[3, 0], t[3, 1], t[3, 2]
-                        for i in range(cl):
-                            va, vb, vc = xa[i], xb[i], xc[i]
-                            r0[i] += a0 * va + b0 * vb + c0 * vc
-                            r1[i] += a1 * va + b1 * vb + c1 * vc
-                            r2[i] += a2 * va + b2 * vb + c2 * vc
-                            r3[i] += a3 * va + b3 * vb + c3 * vc
-                    else:
-                        xd = src[off + 3 * dw : off + 3 * dw + cl]
-                        xe = src[off + 4 * dw : off + 4 * dw + cl]
-                        a0, b0, c0, d0, e0 = t[0, 0], t[0, 1], t[0, 2], t[0, 3], t[0, 4]
-                        a1, b1, c1, d1, e1 = t[1, 0], t[1, 1], t[1, 2], t[1, 3], t[1, 4]
-                        a2, b2, c2, d2, e2 = t[2, 0], t[2, 1], t[2, 2], t[2, 3], t[2, 4]
-                        a3, b3, c3, d3, e3 = t[3, 0], t[3, 1], t[3, 2], t[3, 3], t[3, 4]
-                        for i in range(cl):
-                            va, vb, vc, vd, ve = xa[i], xb[i], xc[i], xd[i], xe[i]
-                            r0[i] += a0 * va + b0 * vb + c0 * vc + d0 * vd + e0 * ve
-                            r1[i] += a1 * va + b1 * vb + c1 * vc + d1 * vd + e1 * ve
-                            r2[i] += a2 * va + b2 * vb + c2 * vc + d2 * vd + e2 * ve
-                            r3[i] += a3 * va + b3 * vb + c3 * vc + d3 * vd + e3 * ve
-    else:  # any other kernel width, or fewer than four channels: one tap, one channel at a time
-        for k in range(nb):
-            r = acc[k * wl : (k + 1) * wl]
-            for c in range(cin):
-                for ky in range(kh):
-                    for kx in range(kw):
-                        off = c * plane + ky * dh * wp + kx * dw
-                        xs = src[off : off + wl]
-                        wk = w[o0 + k, c, ky, kx]
-                        for i in range(wl):
-                            r[i] += wk * xs[i]
-    # The epilogue: one activation pass over the whole block (short per-row calls cost more than the junk
-    # columns), then the valid columns copied out.
-    activate(acc[: nb * wl], act, slope)
-    for k in range(nb):
-        for oy in range(oh):
-            row = acc[k * wl + oy * wp : k * wl + oy * wp + ow]
-            dst = y[n, o0 + k, oy]
-            for i in range(ow):
-                dst[i] = row[i]
-
-
-@_nb.njit(cache=True, parallel=True)
-def _wide_parallel(src, w, b, accs, y, n, wp, dh, dw, act, slope):
-    blocks = accs.shape[0]
-    for t in _nb.prange(blocks):
-        o0 = min(t * _OC_BLOCK, y.shape[1] - _OC_BLOCK)  # the last block overlaps: it rewrites equal values
-        _wide_block(src, w, b, accs[t], y, n, o0, wp, dh, dw, act, slope)
+@_nb.njit(cache=True)
+def _pad_planes(x, n, src, ph, pw):
+    """Image n of x into src, (cin, h + 2 ph, w + 2 pw) zero-padded planes."""
+    cin, h, wd = x.shape[1], x.shape[2], x.shape[3]
+    hp, wp = h + 2 * ph, wd + 2 * pw
+    s3 = src.reshape((cin, hp, wp))
+    for c in range(cin):
+        p = s3[c]
+        p[:ph] = 0.0
+        p[ph + h :] = 0.0
+        for r in range(h):
+            row = p[ph + r]
+            row[:pw] = 0.0
+            row[pw + wd :] = 0.0
+            xs = x[n, c, r]
+            dst = row[pw : pw + wd]
+            for i in range(wd):
+                dst[i] = xs[i]
 
 
 @_nb.njit(cache=True)
-def conv_wide(x, w, b, y, scratch, ph, pw, dh, dw, act, slope):
-    """Stride-1 ungrouped conv by wide rows (see _wide_block). scratch: the padded input planes, then one
-    accumulator block of four wide rows per task (the renderer sizes it, numba_backend.wide_scratch)."""
+def _wide_cols_channel(src, col, c, kh, kw, wp, dh, dw):
+    """Rows (c, ky, kx) of the wide im2col matrix: each one contiguous window of the padded plane c."""
+    plane = src.size // (col.shape[0] // (kh * kw))
+    wl = col.shape[1]
+    for ky in range(kh):
+        for kx in range(kw):
+            off = c * plane + ky * dh * wp + kx * dw
+            xs = src[off : off + wl]
+            dst = col[(c * kh + ky) * kw + kx]
+            for i in range(wl):
+                dst[i] = xs[i]
+
+
+@_nb.njit(cache=True)
+def _wide_cols(src, col, cin, kh, kw, wp, dh, dw):
+    plane = src.size // cin
+    wl = col.shape[1]
+    for c in range(cin):
+        for ky in range(kh):
+            for kx in range(kw):
+                off = c * plane + ky * dh * wp + kx * dw
+                xs = src[off : off + wl]
+                dst = col[(c * kh + ky) * kw + kx]
+                for i in range(wl):
+                    dst[i] = xs[i]
+
+
+@_nb.njit(cache=True, parallel=True)
+def _wide_cols_parallel(src, col, cin, kh, kw, wp, dh, dw):
+    for c in _nb.prange(cin):
+        _wide_cols_channel(src, col, c, kh, kw, wp, dh, dw)
+
+
+@_nb.njit(cache=True)
+def _wide_epilogue(acc, b, y, n, wp, act, slope):
+    """y[n] = act(acc + b) on the valid columns of the wide rows (oy * wp + ox, ox < ow)."""
+    oh, ow = y.shape[2], y.shape[3]
+    yf = y[n].reshape((y.shape[1] * oh * ow,))
+    for o in range(y.shape[1]):
+        bias = b[o]
+        r = acc[o]
+        for oy in range(oh):
+            s0, d0 = oy * wp, (o * oh + oy) * ow
+            # One loop per common activation (a call per short row costs more than the row).
+            if act == ACT_RELU:
+                for i in range(ow):
+                    yf[d0 + i] = max(r[s0 + i] + bias, _knp.float32(0.0))
+            elif act == ACT_NONE:
+                for i in range(ow):
+                    yf[d0 + i] = r[s0 + i] + bias
+            else:
+                for i in range(ow):
+                    yf[d0 + i] = _act1(r[s0 + i] + bias, act, slope)
+
+
+@_nb.njit(cache=True)
+def conv_wide_gemm(x, w, b, y, scratch, ph, pw, dh, dw, act, slope):
+    """Stride-1 ungrouped conv as one GEMM over wide rows: output (oy, ox) sits at oy * wp + ox of a
+    "wide" row of L = (oh - 1) * wp + ow positions over the padded planes (wp wide), so im2col row
+    (c, ky, kx) is one contiguous window of plane c (a long vectorised copy, not oh short ones), and the
+    wp - ow junk columns per row are computed by BLAS and dropped by the epilogue, which adds the bias and
+    applies the activation. scratch: padded planes, the (cin kh kw, L) columns, the (cout, L) product."""
     cin, h, wd = x.shape[1], x.shape[2], x.shape[3]
     cout, oh, ow = y.shape[1], y.shape[2], y.shape[3]
+    kh, kw = w.shape[2], w.shape[3]
     hp, wp = h + 2 * ph, wd + 2 * pw
     wl = (oh - 1) * wp + ow
-    blocks = (cout + _OC_BLOCK - 1) // _OC_BLOCK
-    padded = ph > 0 or pw > 0
-    accs = scratch[cin * hp * wp : cin * hp * wp + blocks * _OC_BLOCK * wl].reshape((blocks, _OC_BLOCK * wl))
+    k = cin * kh * kw
+    psize = cin * hp * wp
+    col = scratch[psize : psize + k * wl].reshape((k, wl))
+    acc = scratch[psize + k * wl : psize + k * wl + cout * wl].reshape((cout, wl))
+    w2 = w.reshape((cout, k))
     for n in range(x.shape[0]):
-        if padded:
-            src = scratch[: cin * hp * wp]
-            src[:] = 0.0
-            s3 = src.reshape((cin, hp, wp))
-            for c in range(cin):
-                for r in range(h):
-                    s3[c, ph + r, pw : pw + wd] = x[n, c, r]
+        if ph > 0 or pw > 0:
+            src = scratch[:psize]
+            _pad_planes(x, n, src, ph, pw)
         else:
-            src = x[n].reshape((cin * h * wd,))
-        if cout * cin * w.shape[2] * w.shape[3] * oh * ow >= PARALLEL_MACS and blocks > 1:
-            _wide_parallel(src, w, b, accs, y, n, wp, dh, dw, act, slope)
+            src = x[n].reshape((psize,))
+        if k * wl >= PARALLEL_MACS:
+            _wide_cols_parallel(src, col, cin, kh, kw, wp, dh, dw)
         else:
-            for t in range(blocks):
-                o0 = max(min(t * _OC_BLOCK, cout - _OC_BLOCK), 0)  # the last block overlaps: always four channels
-                _wide_block(src, w, b, accs[0], y, n, o0, wp, dh, dw, act, slope)
+            _wide_cols(src, col, cin, kh, kw, wp, dh, dw)
+        _knp.dot(w2, col, acc)
+        _wide_epilogue(acc, b, y, n, wp, act, slope)
+
+
+@_nb.njit(cache=True, fastmath={"contract"})
+def _dw_channel(x, w, b, y, n, c, buf, s, ph, pw, dh, dw, act, slope):
+    """One channel of a depthwise conv (stride s both ways) by wide rows over the zero-padded plane: output
+    (oy, ox) is position q = oy * wp + ox of a wide row of L = (oh - 1) * wp + ow, and tap (ky, kx) reads
+    the padded plane at s * q + ky * dh * wp + kx * dw, so each tap is one long vectorised loop over a chunk
+    of the accumulator (the wp - ow junk positions per row are computed and dropped). buf: the padded
+    plane then the accumulator, zeroed once by the caller (the padding is never written, so it stays 0)."""
+    h, wd = x.shape[2], x.shape[3]
+    oh, ow = y.shape[2], y.shape[3]
+    kh, kw = w.shape[2], w.shape[3]
+    hp, wp = h + 2 * ph, wd + 2 * pw
+    wl = (oh - 1) * wp + ow
+    src, acc = buf[: hp * wp], buf[hp * wp : hp * wp + wl]
+    for r in range(h):
+        xs = x[n, c, r]
+        dst = src[(ph + r) * wp + pw : (ph + r) * wp + pw + wd]
+        for i in range(wd):
+            dst[i] = xs[i]
+    bias = b[c]
+    for p0 in range(0, wl, _DW_CHUNK):
+        cl = min(_DW_CHUNK, wl - p0)
+        a = acc[p0 : p0 + cl]
+        for i in range(cl):
+            a[i] = bias
+        for ky in range(kh):
+            for kx in range(kw):
+                wk = w[c, 0, ky, kx]
+                off = s * p0 + ky * dh * wp + kx * dw
+                if s == 1:
+                    xs = src[off : off + cl]
+                    for i in range(cl):
+                        a[i] += wk * xs[i]
+                elif s == 2:
+                    xs = src[off : off + 2 * cl - 1]
+                    for i in range(cl):
+                        a[i] += wk * xs[2 * i]
+                else:
+                    for i in range(cl):
+                        a[i] += wk * src[off + s * i]
+    yf = y[n, c].reshape((oh * ow,))
+    for oy in range(oh):
+        row = acc[oy * wp : oy * wp + ow]
+        dst = yf[oy * ow : (oy + 1) * ow]
+        if act == ACT_RELU6:
+            for i in range(ow):
+                dst[i] = min(max(row[i], _knp.float32(0.0)), _knp.float32(6.0))
+        elif act == ACT_RELU:
+            for i in range(ow):
+                dst[i] = max(row[i], _knp.float32(0.0))
+        else:
+            for i in range(ow):
+                dst[i] = _act1(row[i], act, slope)
+
+
+@_nb.njit(cache=True)
+def _dw_range(x, w, b, y, t0, t1, s, ph, pw, dh, dw, act, slope):
+    """Tasks t0..t1 (image t // C, channel t % C) with one scratch plane."""
+    hp, wp = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
+    buf = _knp.zeros(hp * wp + (y.shape[2] - 1) * wp + y.shape[3], _knp.float32)
+    for t in range(t0, t1):
+        _dw_channel(x, w, b, y, t // y.shape[1], t % y.shape[1], buf, s, ph, pw, dh, dw, act, slope)
+
+
+@_nb.njit(cache=True, parallel=True)
+def _dw_parallel(x, w, b, y, s, ph, pw, dh, dw, act, slope):
+    tasks = y.shape[0] * y.shape[1]
+    chunks = min(tasks, 8 * _nb.get_num_threads())
+    for k in _nb.prange(chunks):
+        _dw_range(x, w, b, y, k * tasks // chunks, (k + 1) * tasks // chunks, s, ph, pw, dh, dw, act, slope)
+
+
+@_nb.njit(cache=True)
+def conv_depthwise(x, w, b, y, s, ph, pw, dh, dw, act, slope):
+    """Depthwise conv (groups == channels in == channels out, the same stride both ways), channel by
+    channel (_dw_channel), over threads when the work pays for the parallel region."""
+    if y.size * w.shape[2] * w.shape[3] >= PARALLEL_MACS:
+        _dw_parallel(x, w, b, y, s, ph, pw, dh, dw, act, slope)
+    else:
+        _dw_range(x, w, b, y, 0, y.shape[0] * y.shape[1], s, ph, pw, dh, dw, act, slope)
 
 
 @_nb.njit(cache=True)
@@ -370,12 +442,16 @@ def _bias_act(y2, b, act, slope):
 
 @_nb.njit(cache=True)
 def conv2d(x, w, b, y, scratch, groups, sh, sw, ph, pw, dh, dw, method, act, slope):
-    """y = act(conv(x, w) + b). method: CONV_GEMM im2col + BLAS (groups 1), CONV_WIDE wide rows (stride 1,
-    groups 1), CONV_DIRECT the direct blocked kernel (any conv)."""
+    """y = act(conv(x, w) + b). method: CONV_GEMM im2col + BLAS (groups 1), CONV_WGEMM wide-row im2col +
+    BLAS (stride 1, groups 1), CONV_DW depthwise by wide rows (groups == channels, sh == sw), CONV_DIRECT
+    the direct blocked kernel (any conv)."""
     n_img, cout = y.shape[0], y.shape[1]
     oh, ow = y.shape[2], y.shape[3]
-    if method == CONV_WIDE:
-        conv_wide(x, w, b, y, scratch, ph, pw, dh, dw, act, slope)
+    if method == CONV_WGEMM:
+        conv_wide_gemm(x, w, b, y, scratch, ph, pw, dh, dw, act, slope)
+        return
+    if method == CONV_DW:
+        conv_depthwise(x, w, b, y, sh, ph, pw, dh, dw, act, slope)
         return
     if method == CONV_GEMM:
         cin, kh, kw = w.shape[1], w.shape[2], w.shape[3]
