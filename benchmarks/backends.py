@@ -46,7 +46,7 @@ from cnndsl.commands.verify import compare  # noqa: E402
 from cnndsl.reference import random_weights  # noqa: E402
 
 
-def sgemm_peak(size: int = 2048, tries: int = 5) -> float:
+def sgemm_peak(size: int = 2048, tries: int = 10) -> float:
     """Best GFLOP/s of a large float32 matrix product, numpy, torch and np.dot inside numba (the BLAS the
     numba backend runs, with its AVX-512 kernels where the kernel library asked for them): this machine's
     practical peak."""

@@ -37,11 +37,11 @@ CONV_DIRECT, CONV_GEMM, CONV_WGEMM, CONV_DW = "CONV_DIRECT", "CONV_GEMM", "CONV_
 
 def conv_method(cin: int, node: Node) -> str:
     """Which conv2d method a layer gets: stride-1 depthwise convs (groups == channels in and out) the
-    depthwise wide-row kernel (2.5-3x the direct kernel on big planes; at stride 2 its half-junk rows lose
-    to the direct kernel, so those stay there); other grouped convs the direct kernel; stride-1 convs bigger than
-    1x1 the wide-row im2col + BLAS (one contiguous window copy per im2col row instead of one short copy
-    per output row: 3-8x cheaper im2col on small planes, and faster than the former wide-row direct
-    kernel even at LeNet-5's 1-6 input channels, benchmarks/README.md); the rest im2col + BLAS."""
+    depthwise wide-row kernel (2-3x the direct kernel on MobileNet's planes; at stride 2 it measured 10 %
+    slower, so those stay on the direct kernel); other grouped convs the direct kernel; other stride-1
+    convs bigger than 1x1 the wide-row im2col + BLAS (one contiguous window copy per im2col row instead of
+    one short copy per output row: 3-8x cheaper im2col on small planes, and faster than the former wide-row
+    direct kernel even at LeNet-5's 1-6 input channels, benchmarks/README.md); the rest im2col + BLAS."""
     a = node.attrs
     (kh, kw) = a["kernel"]
     sh, sw = a["stride"]

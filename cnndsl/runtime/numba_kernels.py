@@ -26,6 +26,7 @@ PARALLEL_MACS = 1 << 20
 _OC_BLOCK = 4  # output channels per register block of the direct convolution
 CONV_DIRECT, CONV_GEMM, CONV_WGEMM, CONV_DW = 0, 1, 2, 3  # conv2d's methods (the renderer picks one per layer)
 _DW_CHUNK = 1024  # wide-row positions per pass of the depthwise kernel: the accumulator chunk stays in L1
+_DW_TASKS = 64  # channel ranges per parallel depthwise conv (each allocates one scratch plane)
 _LONG_ROW = 24  # rows at least this long are copied through views (vectorised); shorter ones by index
 
 
@@ -353,24 +354,43 @@ def conv_wide_gemm(x, w, b, y, scratch, ph, pw, dh, dw, act, slope):
         _wide_epilogue(acc, b, y, n, wp, act, slope)
 
 
+@_nb.njit(cache=True)
+def _dw_geometry(h, wd, oh, ow, s, ph, pw):
+    """Phase planes of a depthwise conv with stride s: (h + 2 ph) x (w + 2 pw) padded input split into s x s
+    planes of hs x ws (rows and columns by their index mod s); wide rows of wl positions; scratch floats."""
+    hs, ws = (h + 2 * ph + s - 1) // s, (wd + 2 * pw + s - 1) // s
+    wl = (oh - 1) * ws + ow
+    return hs, ws, wl, s * s * hs * ws + wl
+
+
 @_nb.njit(cache=True, fastmath={"contract"})
 def _dw_channel(x, w, b, y, n, c, buf, s, ph, pw, dh, dw, act, slope):
-    """One channel of a depthwise conv (stride s both ways) by wide rows over the zero-padded plane: output
-    (oy, ox) is position q = oy * wp + ox of a wide row of L = (oh - 1) * wp + ow, and tap (ky, kx) reads
-    the padded plane at s * q + ky * dh * wp + kx * dw, so each tap is one long vectorised loop over a chunk
-    of the accumulator (the wp - ow junk positions per row are computed and dropped). buf: the padded
-    plane then the accumulator, zeroed once by the caller (the padding is never written, so it stays 0)."""
+    """One channel of a depthwise conv by wide rows. The zero-padded input is split into s x s phase planes
+    (padded row r and column q go to plane (r % s, q % s) at (r // s, q // s); for stride 1, the one padded
+    plane), so output (oy, ox), at position oy * ws + ox of a wide row of L = (oh - 1) * ws + ow, reads tap
+    (ky, kx) at one constant offset in one plane: every tap is one long vectorised loop over a chunk of the
+    accumulator, at any stride (the ws - ow junk positions per row are computed and dropped). buf: the
+    planes then the accumulator, zeroed once by the caller (the padding is never written, so it stays 0)."""
     h, wd = x.shape[2], x.shape[3]
     oh, ow = y.shape[2], y.shape[3]
     kh, kw = w.shape[2], w.shape[3]
-    hp, wp = h + 2 * ph, wd + 2 * pw
-    wl = (oh - 1) * wp + ow
-    src, acc = buf[: hp * wp], buf[hp * wp : hp * wp + wl]
-    for r in range(h):
-        xs = x[n, c, r]
-        dst = src[(ph + r) * wp + pw : (ph + r) * wp + pw + wd]
-        for i in range(wd):
-            dst[i] = xs[i]
+    hs, ws, wl, size = _dw_geometry(h, wd, oh, ow, s, ph, pw)
+    planes, acc = buf[: size - wl], buf[size - wl : size]
+    xf = x[n, c].reshape((h * wd,))
+    for r in range(h):  # flat indices, not a view per row: on 7x7 maps the views cost more than the copy
+        pr = r + ph
+        d0 = (pr % s) * s * hs * ws + (pr // s) * ws
+        if s == 1:
+            for i in range(wd):
+                planes[d0 + pw + i] = xf[r * wd + i]
+        else:
+            for px in range(s):  # plane columns q hold input columns q * s + px - pw
+                q0 = (pw - px + s - 1) // s if pw > px else 0
+                q1 = min(ws, (wd - 1 + pw - px) // s + 1)
+                d1 = d0 + px * hs * ws
+                x0 = r * wd + px - pw
+                for q in range(q0, q1):
+                    planes[d1 + q] = xf[x0 + q * s]
     bias = b[c]
     for p0 in range(0, wl, _DW_CHUNK):
         cl = min(_DW_CHUNK, wl - p0)
@@ -380,38 +400,30 @@ def _dw_channel(x, w, b, y, n, c, buf, s, ph, pw, dh, dw, act, slope):
         for ky in range(kh):
             for kx in range(kw):
                 wk = w[c, 0, ky, kx]
-                off = s * p0 + ky * dh * wp + kx * dw
-                if s == 1:
-                    xs = src[off : off + cl]
-                    for i in range(cl):
-                        a[i] += wk * xs[i]
-                elif s == 2:
-                    xs = src[off : off + 2 * cl - 1]
-                    for i in range(cl):
-                        a[i] += wk * xs[2 * i]
-                else:
-                    for i in range(cl):
-                        a[i] += wk * src[off + s * i]
+                ry, rx = ky * dh, kx * dw
+                off = ((ry % s) * s + rx % s) * hs * ws + (ry // s) * ws + rx // s + p0
+                xs = planes[off : off + cl]
+                for i in range(cl):
+                    a[i] += wk * xs[i]
     yf = y[n, c].reshape((oh * ow,))
     for oy in range(oh):
-        row = acc[oy * wp : oy * wp + ow]
-        dst = yf[oy * ow : (oy + 1) * ow]
+        s0, d0 = oy * ws, oy * ow
         if act == ACT_RELU6:
             for i in range(ow):
-                dst[i] = min(max(row[i], _knp.float32(0.0)), _knp.float32(6.0))
+                yf[d0 + i] = min(max(acc[s0 + i], _knp.float32(0.0)), _knp.float32(6.0))
         elif act == ACT_RELU:
             for i in range(ow):
-                dst[i] = max(row[i], _knp.float32(0.0))
+                yf[d0 + i] = max(acc[s0 + i], _knp.float32(0.0))
         else:
             for i in range(ow):
-                dst[i] = _act1(row[i], act, slope)
+                yf[d0 + i] = _act1(acc[s0 + i], act, slope)
 
 
 @_nb.njit(cache=True)
 def _dw_range(x, w, b, y, t0, t1, s, ph, pw, dh, dw, act, slope):
-    """Tasks t0..t1 (image t // C, channel t % C) with one scratch plane."""
-    hp, wp = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
-    buf = _knp.zeros(hp * wp + (y.shape[2] - 1) * wp + y.shape[3], _knp.float32)
+    """Tasks t0..t1 (image t // C, channel t % C) with one scratch buffer."""
+    size = _dw_geometry(x.shape[2], x.shape[3], y.shape[2], y.shape[3], s, ph, pw)[3]
+    buf = _knp.zeros(size, _knp.float32)
     for t in range(t0, t1):
         _dw_channel(x, w, b, y, t // y.shape[1], t % y.shape[1], buf, s, ph, pw, dh, dw, act, slope)
 
@@ -419,7 +431,7 @@ def _dw_range(x, w, b, y, t0, t1, s, ph, pw, dh, dw, act, slope):
 @_nb.njit(cache=True, parallel=True)
 def _dw_parallel(x, w, b, y, s, ph, pw, dh, dw, act, slope):
     tasks = y.shape[0] * y.shape[1]
-    chunks = min(tasks, 8 * _nb.get_num_threads())
+    chunks = min(tasks, _DW_TASKS)  # not get_num_threads(): a ctypes global would make it uncacheable
     for k in _nb.prange(chunks):
         _dw_range(x, w, b, y, k * tasks // chunks, (k + 1) * tasks // chunks, s, ph, pw, dh, dw, act, slope)
 
@@ -436,12 +448,23 @@ def conv_depthwise(x, w, b, y, s, ph, pw, dh, dw, act, slope):
 
 @_nb.njit(cache=True)
 def _bias_act(y2, b, act, slope):
+    """y2[o] = act(y2[o] + b[o]) in one pass, one loop per common activation (on MobileNet's 7x7 and 14x14
+    maps an activation call per short row cost more than the row)."""
     for o in range(y2.shape[0]):
         row = y2[o]
         bias = b[o]
-        for i in range(row.size):
-            row[i] += bias
-        activate(row, act, slope)
+        if act == ACT_RELU:
+            for i in range(row.size):
+                row[i] = max(row[i] + bias, _knp.float32(0.0))
+        elif act == ACT_RELU6:
+            for i in range(row.size):
+                row[i] = min(max(row[i] + bias, _knp.float32(0.0)), _knp.float32(6.0))
+        elif act == ACT_NONE:
+            for i in range(row.size):
+                row[i] += bias
+        else:
+            for i in range(row.size):
+                row[i] = _act1(row[i] + bias, act, slope)
 
 
 @_nb.njit(cache=True)
