@@ -280,8 +280,7 @@ class Classes:
         if kind == "call":
             return [f"{INDENT}{out} = {CALLS[item.op](item, args[0])}"]
         if kind == "optional":
-            call = f"{out} = self.{rel}({args[0]})"
-            return [f"{INDENT}{out} = {args[0]}", f"{INDENT}if self.{rel} is not None:", f"{INDENT}    {call}"]
+            return [f"{INDENT}{out} = {args[0]} if self.{rel} is None else self.{rel}({args[0]})"]
         return [f"{INDENT}{out} = self.{rel}({args[0]})"]
 
     def module(self, n: Node, rel: str, slots: Slots) -> Call:
