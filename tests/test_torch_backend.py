@@ -521,3 +521,29 @@ def test_block_classes_script_and_export():
     expected = model(x)
     torch.testing.assert_close(torch.jit.script(model)(x), expected)
     torch.testing.assert_close(torch.export.export(model, (x,)).module()(x), expected)
+
+
+def test_a_scope_whose_values_leak_stays_a_plain_container():
+    # the language never makes one, but a rewritten IR may: `a.conv1` is used outside scope `a`
+    import dataclasses
+
+    from cnndsl.ir import Attrs, Node
+
+    net = cnndsl.parse("input 3x8x8\n(conv3x3(4) -> bn -> conv3x3(4)) as a -> relu -> gap -> fc(2)")
+    relu = net.node("relu1")
+    nodes = list(net.nodes)
+    i = [n.name for n in nodes].index("relu1")
+    nodes[i : i + 1] = [
+        Node("add1", "add", Attrs(), ("a.conv1", "a.conv2"), relu.shape, relu.span),
+        dataclasses.replace(relu, inputs=("add1",)),
+    ]
+    net = dataclasses.replace(net, nodes=tuple(nodes))
+    source = render(net, "torch")
+    assert "self.a = nn.Module()" in source and "self.a.conv1(x)" in source
+    model = build(net, "torch", seed=0).eval()
+    assert list(model.state_dict()) == list(weight_specs(net))
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        a = model.a.conv1(x)
+        want = model.fc1(torch.flatten(torch.relu(a + model.a.conv2(model.a.bn1(a))).mean((2, 3)), 1))
+        torch.testing.assert_close(model(x), want)

@@ -265,8 +265,8 @@ class Classes:
             elif kind == "merge":
                 plain = [v for v in dying if v not in named_after_scope]
                 out = default if default in dying else plain[0] if plain else names.fresh(default)
-            else:
-                out = dying[0] if dying else names.fresh(default)
+            else:  # a chain goes on in its value's name; a fork opens `out` (`x` still being needed)
+                out = dying[0] if dying else names.fresh(default if default not in names.live else "out")
             names.live.add(out)
             var[item_output(item)] = out
             d.forward.append((rel, self.statement(kind, item, rel, out, args)))
