@@ -19,9 +19,10 @@ from typing import Any
 from .. import runtime
 from ..diagnostics import CnnError, error
 from ..ir import Network, Node, format_shape
-from .layout import LINE, fit, fit_call
-from .torch_classes import INDENT, Classes, Group, comment, lay, where
-from .torch_layers import MERGES, table_const, tuple_literal
+from .base import where
+from .layout import LINE, fit_all, fit_call
+from .torch_classes import INDENT, Classes, Group, comment, lay, lines_where
+from .torch_layers import table_const, tuple_literal
 from .torch_scopes import CHAIN, scope_tree, walk
 
 
@@ -70,24 +71,6 @@ def _check_names(network: Network) -> None:
                     f"the name `{part}` (in `{n.name}`) cannot name a torch submodule",
                     f"label the layer or block differently, e.g. `as my_{part.lstrip('_')}`",
                 )
-
-
-def _where(node: Node) -> str:
-    """`line 12` of the spec, or `line 12 (resnet.cnn line 7)` for a node a block made there.
-
-    Only numbers and a file name that is an identifier plus `.cnn` appear: no spec text reaches the source.
-    """
-    if not node.trace:
-        return f"line {node.span.line}"
-    top = node.trace[0].call
-    if node.span.file == top.file:
-        return f"line {top.line} (block line {node.span.line})"
-    base = re.split(r"[/\\]", node.span.file)[-1]
-    where = base if _FILE.fullmatch(base) else "imported file"
-    return f"line {top.line} ({where} line {node.span.line})"
-
-
-_FILE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.cnn")
 
 
 def _with_comment(code: list[str], comment: str) -> list[str]:
@@ -140,12 +123,11 @@ def _init_lines(group: Group) -> list[str]:
 
 def _forward_lines(group: Group) -> list[str]:
     lines: list[str] = []
-    for key, code in group.draft.forward:
+    for key, code, merge in group.draft.forward:
         notes = [n[key] for n in group.notes if key in n]
-        if len(code) == 1:
-            if code[0].endswith(")") and "self." not in code[0] and len(code[0]) > LINE:
-                raise ValueError("too long")  # a merge of many long names: reported by render
-            code = fit(code[0])
+        if merge and len(code[0]) > LINE:  # names are short unless scopes nest very deeply; say so
+            raise _TooLong(merge)
+        code = fit_all(code)
         lines += _with_comment(code, comment(notes))
     return [*lines, f"{INDENT}return {group.draft.result}"]
 
@@ -177,7 +159,7 @@ def _doc(group: Group) -> str:
         what = f"The {'chain' if first.kind == 'label' else first.kind} `{first.part}`"
     tops = [(next(iter(n.values()))[0], None) for n in group.notes if n]
     uses = len(group.members)
-    return f"{what}: {uses} expansion{'s' if uses > 1 else ''}, at {where(tops)} of the spec."
+    return f"{what}: {uses} expansion{'s' if uses > 1 else ''}, at {lines_where(tops)} of the spec."
 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -188,27 +170,36 @@ def render(network: Network) -> str:
     _check_names(network)
     cls = class_name(network)
     table_names = _table_names(network)
-    tables = [network.node(name) for name in table_names]
-    shape_in, shape_out = format_shape(network.input_shape), format_shape(network.output_shape)
     root = scope_tree(network, _chain_reserved())
     reserved = frozenset({*_GLOBALS, "Chain", cls, *table_names.values(), *dir(builtins)})
     classes = Classes(network, root, table_names, reserved, LINE)
     classes.root_name = cls
+    classes.build()
     try:
-        classes.build()
-    except ValueError:
-        long = next(n for n in network.layers if n.op in MERGES)
+        return _module_source(network, cls, classes, table_names)
+    except _TooLong as e:
+        long = network.node(e.args[0])
         raise _name_error(
             long,
             f"the names around `{long.name}` are too long for a readable torch module",
             "use shorter block or layer labels",
         ) from None
+
+
+class _TooLong(Exception):
+    """A merge statement past the line width (its node's name)."""
+
+
+def _module_source(network: Network, cls: str, classes: Classes, table_names: dict[str, str]) -> str:
+    tables = [network.node(name) for name in table_names]
+    shape_in, shape_out = format_shape(network.input_shape), format_shape(network.output_shape)
+    root = classes.root
     body: list[str] = []
     for n in tables:
         body += [
             "",
             "",
-            f"# Connection table of `{n.name}` ({_where(n)}): row k lists the input maps output map k sees.",
+            f"# Connection table of `{n.name}` ({where(n)}): row k lists the input maps output map k sees.",
         ]
         body += tuple_literal("", f"{table_names[n.name]} = ", n.attrs["table"])
     if tables:

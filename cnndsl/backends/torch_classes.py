@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..ir import Attrs, Network, Node, format_shape
+from .base import MissingEmitter, Namespace, literal
 from .torch_layers import CALLS, MERGES, MODULES
 from .torch_scopes import CHAIN, CLASS, FLAT, Scope, item_output, walk
 
@@ -161,7 +162,7 @@ class Group:
 @dataclass
 class Draft:
     init: list[tuple] = field(default_factory=list)
-    forward: list[tuple[str, list[str]]] = field(default_factory=list)
+    forward: list[tuple[str, list[str], str]] = field(default_factory=list)  # (key, code, merge node name)
     notes: dict[str, tuple] = field(default_factory=dict)
     result: str = "x"
 
@@ -169,25 +170,29 @@ class Draft:
         init = tuple(
             (s[0], s[1], s[2].flat() if isinstance(s[2], Call) else s[2], *map(repr, s[3:])) for s in self.init
         )
-        forward = tuple((k, tuple(code)) for k, code in self.forward)
+        forward = tuple((k, tuple(code)) for k, code, _ in self.forward)
         notes = tuple((k, n[1], n[2]) for k, n in self.notes.items())
         return init, forward, notes, self.result
 
 
-class Locals:
-    """forward's local names: a value's name is free again after its last use (as torch.fx frees values)."""
+class Locals(Namespace):
+    """forward's local names from the one namespace helper; a value's name is free again after its last
+    use (as torch.fx frees values), so each block reads `out = ...` like hand-written code."""
 
     def __init__(self, reserved: frozenset[str]):
-        self.reserved = reserved
+        super().__init__(reserved)
         self.live: set[str] = set()
 
     def fresh(self, base: str) -> str:
-        name, k = base, 1
-        while name in self.live or name in self.reserved or keyword.iskeyword(name):
-            k += 1
-            name = f"{base}_{k}"
+        name = self.create(base)
         self.live.add(name)
         return name
+
+    def free(self, names: list[str]) -> None:
+        for name in names:
+            if name in self.live:
+                self.live.discard(name)
+                self.taken.discard(name)
 
 
 class Classes:
@@ -250,7 +255,7 @@ class Classes:
                 uses[resolve(i)] = uses.get(resolve(i), 0) + 1
         default = "x" if s.kind == "network" else "out"
         names = Locals(self.reserved | {"self"})
-        names.live.add("x")
+        names.fresh("x")
         var, named_after_scope = {s.input: "x"}, set()
         for kind, item, rel in steps:
             ins = [resolve(i) for i in item.inputs]
@@ -258,18 +263,20 @@ class Classes:
             for i in ins:
                 uses[i] -= 1
             dying = [var[i] for i in dict.fromkeys(ins) if uses[i] == 0]
-            names.live.difference_update(dying)
+            names.free(dying)
             if kind in ("unit", "optional") and item.kind in ("shortcut", "branch"):
                 out = names.fresh("identity" if item.kind == "shortcut" else item.part)
                 named_after_scope.add(out)
             elif kind == "merge":
                 plain = [v for v in dying if v not in named_after_scope]
                 out = default if default in dying else plain[0] if plain else names.fresh(default)
+                names.taken.add(out)
             else:  # a chain goes on in its value's name; a fork opens `out` (`x` still being needed)
                 out = dying[0] if dying else names.fresh(default if default not in names.live else "out")
             names.live.add(out)
+            names.taken.add(out)
             var[item_output(item)] = out
-            d.forward.append((rel, self.statement(kind, item, rel, out, args)))
+            d.forward.append((rel, self.statement(kind, item, rel, out, args), item.name if kind == "merge" else ""))
             d.notes[rel] = self.provenance(item)
         d.result = var[resolve(s.output)]
         return d
@@ -287,7 +294,7 @@ class Classes:
         """The constructor of a layer's module, its varying numbers taken as slots."""
         ins = [self.network.node(i).shape for i in n.inputs]
         if n.op not in MODULES:
-            raise NotImplementedError(f"the torch backend has no module for op `{n.op}`")
+            raise MissingEmitter(f"the torch backend has no module for op `{n.op}`")
         if n.op == "conv" and n.attrs["table"] is not None:
             callee, args = MODULES[n.op](n, ins)
             args[1] = self.tables[n.name]
@@ -333,7 +340,7 @@ class Classes:
                 )
             return Call("Chain", members)
         group, k = self.assign[id(s)]
-        args = [repr(slots.take((rel, p), values[k], p)) for p, _, values in group.params]
+        args = [_source(slots.take((rel, p), values[k], p)) for p, _, values in group.params]
         return Call(group.name, [(None, a) for a in args])
 
     def provenance(self, item: Node | Scope) -> tuple:
@@ -441,11 +448,11 @@ class Classes:
             else:
                 params.append(([k], list(v)))
         varying = [(ks, m) for ks, m in params if len({x for x in m if x is not None}) > 1]
-        names = Locals(self.reserved | {"self"})
+        names = Namespace(self.reserved | {"self"})
         final: dict[tuple, Any] = {}
         named = []
         for ks, merged in varying:
-            pname = names.fresh(self.param_name(group, ks, merged, drafts[rep_index].hints))
+            pname = names.create(self.param_name(group, ks, merged, drafts[rep_index].hints))
             filled = [x if x is not None else next(y for y in merged if y is not None) for x in merged]
             value = filled[rep_index]
             for k in ks:
@@ -477,6 +484,10 @@ class Classes:
         return re.sub(r"_[0-9]+$", "", named[0]) if named else "width"
 
 
+def _source(v: Any) -> str:
+    return v.pname if isinstance(v, (Param, Flag)) else literal(v)
+
+
 def _joins(v: list[Any], merged: list[Any]) -> bool:
     both = [(a, b) for a, b in zip(v, merged) if a is not None and b is not None]
     return bool(both) and all(type(a) is type(b) and a == b for a, b in both)
@@ -485,9 +496,10 @@ def _joins(v: list[Any], merged: list[Any]) -> bool:
 # -- rendering -----------------------------------------------------------------------------------------------
 
 
-def where(notes: list[tuple]) -> str:
-    """The provenance of one statement over every member of its class: `line 8 (resnet.cnn line 11)`,
-    `lines 8-11 (resnet.cnn line 11)`; numbers and a checked file name only, never spec text."""
+def lines_where(notes: list[tuple]) -> str:
+    """The provenance of one statement over every member of its class: `line 8 (resnet.cnn line 11)` as
+    base.where says it for one node, `lines 8-11 (resnet.cnn line 11)` for a class that serves the calls
+    of four lines; numbers and a checked file name only, never spec text."""
     lines = sorted({n[0] for n in notes})
     runs: list[list[int]] = []
     for line in lines:
@@ -508,4 +520,4 @@ def where(notes: list[tuple]) -> str:
 def comment(notes: list[tuple]) -> str:
     shapes = {n[3] for n in notes}
     shape = f" -> {format_shape(notes[0][3])[2:]}" if len(shapes) == 1 else ""
-    return f"# {where(notes)}: {notes[0][2]}{shape}"
+    return f"# {lines_where(notes)}: {notes[0][2]}{shape}"

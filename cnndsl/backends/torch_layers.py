@@ -127,6 +127,7 @@ CALLS: dict[str, Callable[[Node, str], str]] = {
     "relu": _call("F.relu"),
     "relu6": _call("F.relu6"),
     "leaky_relu": lambda node, v: f"F.leaky_relu({v}, {num(node.attrs['slope'])})",
+    "elu": lambda node, v: f"F.elu({v}, {num(node.attrs['alpha'])})",
     "sigmoid": _call("torch.sigmoid"),
     "tanh": _call("torch.tanh"),
     "gelu": _call("F.gelu"),
