@@ -172,8 +172,7 @@ def render(network: Network) -> str:
     table_names = _table_names(network)
     root = scope_tree(network, _chain_reserved())
     reserved = frozenset({*_GLOBALS, "Chain", cls, *table_names.values(), *dir(builtins)})
-    classes = Classes(network, root, table_names, reserved, LINE)
-    classes.root_name = cls
+    classes = Classes(network, root, cls, table_names, reserved)
     classes.build()
     try:
         return _module_source(network, cls, classes, table_names)

@@ -198,8 +198,8 @@ class Locals(Namespace):
 class Classes:
     """Drafts, groups and finally renders every class scope of one network."""
 
-    def __init__(self, network: Network, root: Scope, tables: dict[str, str], reserved: frozenset[str], width: int):
-        self.network, self.root, self.tables, self.width = network, root, tables, width
+    def __init__(self, network: Network, root: Scope, root_name: str, tables: dict[str, str], reserved: frozenset[str]):
+        self.network, self.root, self.root_name, self.tables = network, root, root_name, tables
         self.reserved = reserved  # module-level names (imports, classes, constants) and builtins
         self.assign: dict[int, tuple[Group, int]] = {}  # id(scope) -> (its group, its member index)
         self.groups: list[Group] = []
@@ -212,43 +212,51 @@ class Classes:
         return cuts[0] if s.kind == "block" and len(cuts) == 1 else None
 
     def draft(self, s: Scope, slots: Slots, mode: str = "normal") -> Draft:
-        """mode: "normal"; "reduced" (the shortcut taken as the identity); "optional" (the shortcut optional)."""
+        """The class of scope s as drafted for one expansion. mode: "normal"; "reduced" (its shortcut taken
+        as the identity, to find the expansions it may share a class with); "optional" (the shortcut optional)."""
         d = Draft()
-        steps: list[tuple[str, Node | Scope, str]] = []
         alias: dict[str, str] = {}
-        shortcut = self.shortcut_of(s) if mode != "normal" else None
-
-        def collect(scope: Scope, prefix: str) -> None:
-            for item in scope.items:
-                if isinstance(item, Node):
-                    rel = prefix + item.name.rsplit(".", 1)[-1]
-                    if item.op in MERGES or item.op in CALLS:
-                        steps.append(("merge" if item.op in MERGES else "call", item, rel))
-                    else:
-                        d.init.append(("set", rel, self.module(item, rel, slots)))
-                        steps.append(("module", item, rel))
-                elif item.role == FLAT:
-                    d.init.append(("container", prefix + item.part, "nn.Module()"))
-                    collect(item, prefix + item.part + ".")
-                elif item is shortcut and mode == "reduced":
-                    alias[item.output] = item.input
-                else:
-                    rel = prefix + item.part
-                    expr = self.unit(item, rel, slots)
-                    if item is shortcut:
-                        d.init.append(("optional", rel, expr, slots.take((rel, "flag"), True, "flag")))
-                        steps.append(("optional", item, rel))
-                    else:
-                        d.init.append(("set", rel, expr))
-                        steps.append(("unit", item, rel))
-
-        collect(s, "")
+        steps = self.collect(s, "", slots, d, alias, self.shortcut_of(s) if mode != "normal" else None, mode)
 
         def resolve(ref: str) -> str:
             while ref in alias:
                 ref = alias[ref]
             return ref
 
+        self.name_values(s, steps, resolve, d)
+        return d
+
+    def collect(self, scope: Scope, prefix: str, slots: Slots, d: Draft, alias: dict, shortcut, mode: str) -> list:
+        """The forward steps (kind, item, attribute path) of a scope, its modules' constructors into d.init;
+        a plain container's layers join its parent's steps."""
+        steps: list[tuple[str, Node | Scope, str]] = []
+        for item in scope.items:
+            if isinstance(item, Node):
+                rel = prefix + item.name.rsplit(".", 1)[-1]
+                if item.op in MERGES or item.op in CALLS:
+                    steps.append(("merge" if item.op in MERGES else "call", item, rel))
+                else:
+                    d.init.append(("set", rel, self.module(item, rel, slots)))
+                    steps.append(("module", item, rel))
+            elif item.role == FLAT:
+                d.init.append(("container", prefix + item.part, "nn.Module()"))
+                steps += self.collect(item, prefix + item.part + ".", slots, d, alias, None, mode)
+            elif item is shortcut and mode == "reduced":
+                alias[item.output] = item.input
+            else:
+                rel = prefix + item.part
+                expr = self.unit(item, rel, slots)
+                if item is shortcut:
+                    d.init.append(("optional", rel, expr, slots.take((rel, "flag"), True, "flag")))
+                    steps.append(("optional", item, rel))
+                else:
+                    d.init.append(("set", rel, expr))
+                    steps.append(("unit", item, rel))
+        return steps
+
+    def name_values(self, s: Scope, steps: list, resolve, d: Draft) -> None:
+        """forward's statements, each value named for what it holds: `x` for the input and the network's
+        trunk, `out` for a block's, `identity` for a shortcut, `branch2` for a branch."""
         uses: dict[str, int] = {resolve(s.output): 1}
         for _, item, _ in steps:
             for i in item.inputs:
@@ -267,10 +275,9 @@ class Classes:
             if kind in ("unit", "optional") and item.kind in ("shortcut", "branch"):
                 out = names.fresh("identity" if item.kind == "shortcut" else item.part)
                 named_after_scope.add(out)
-            elif kind == "merge":
+            elif kind == "merge":  # the trunk goes on (`out = out + identity`)
                 plain = [v for v in dying if v not in named_after_scope]
                 out = default if default in dying else plain[0] if plain else names.fresh(default)
-                names.taken.add(out)
             else:  # a chain goes on in its value's name; a fork opens `out` (`x` still being needed)
                 out = dying[0] if dying else names.fresh(default if default not in names.live else "out")
             names.live.add(out)
@@ -279,7 +286,6 @@ class Classes:
             d.forward.append((rel, self.statement(kind, item, rel, out, args), item.name if kind == "merge" else ""))
             d.notes[rel] = self.provenance(item)
         d.result = var[resolve(s.output)]
-        return d
 
     def statement(self, kind: str, item: Node | Scope, rel: str, out: str, args: list[str]) -> list[str]:
         if kind == "merge":
@@ -383,8 +389,6 @@ class Classes:
         root = Group(self.root_name, [self.root])
         self.finish(root)
         self.groups.append(root)
-
-    root_name = "Net"
 
     def group_level(self, scopes: list[Scope]) -> None:
         buckets: dict[tuple, list[Scope]] = {}

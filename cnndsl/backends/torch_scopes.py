@@ -35,10 +35,6 @@ class Scope:
         return (self.input,)
 
 
-def items_inputs(item: Node | Scope) -> tuple[str, ...]:
-    return item.inputs
-
-
 def item_output(item: Node | Scope) -> str:
     return item.name if isinstance(item, Node) else item.output
 
