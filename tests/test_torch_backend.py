@@ -549,3 +549,90 @@ def test_a_scope_whose_values_leak_stays_a_plain_container():
         a = model.a.conv1(x)
         want = model.fc1(torch.flatten(torch.relu(a + model.a.conv2(model.a.bn1(a))).mean((2, 3)), 1))
         torch.testing.assert_close(model(x), want)
+
+
+def test_render_is_byte_identical_across_processes():
+    code = (
+        "import sys, hashlib, cnndsl; from cnndsl.backends import render; "
+        "print(hashlib.sha256(''.join(render(cnndsl.load(p), 'torch') for p in sys.argv[1:]).encode()).hexdigest())"
+    )
+    specs = [str(SPECS / s) for s in ("resnet50.cnn", "googlenet.cnn", "efficientnet_b0.cnn")]
+    root = Path(__file__).resolve().parent.parent
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code, *specs],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=root,
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)},
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(digests) == 1
+
+
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec_text(), st.integers(0, 2**16))
+def test_property_torch_classes_compute_the_reference(text, seed):
+    # blocks called with different arguments share classes: each expansion must still be its own function
+    from cnndsl import reference
+
+    try:
+        net = cnndsl.parse(text)
+    except cnndsl.CnnError as e:
+        if all(d.code == "E201" for d in e.diagnostics):
+            reject()
+        raise
+    weights = reference.random_weights(net, seed)
+    model = build(net, "torch", train=False, weights=weights)
+    x = np.random.default_rng(seed).standard_normal((2, *net.input_shape)).astype(np.float32)
+    with torch.no_grad():
+        got = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, reference.run(net, weights, x), rtol=1e-3, atol=1e-4)
+
+
+BLOCKS = """
+block unit(c, k=3, s=1) {
+  residual(
+    conv(c, kernel=k, stride=s, bias=false) -> bn -> relu -> conv3x3(c),
+    shortcut=identity if s == 1 and in_channels == c else (conv1x1(c, stride=s) -> bn),
+  ) -> relu
+}
+block pair(c, s=1) {
+  unit(c, s=s) -> (unit(c, k=1) -> dwconv3x3 -> relu6) as tail
+}
+"""
+
+
+@st.composite
+def repeated_blocks(draw):
+    calls = []
+    for _ in range(draw(st.integers(2, 5))):
+        c, s = draw(st.integers(1, 4)), draw(st.sampled_from([1, 1, 2]))
+        if draw(st.booleans()):
+            calls.append(f"unit({c}, k={draw(st.sampled_from([1, 3, 5]))}, s={s})")
+        else:
+            calls.append(f"pair({c}, s={s})")
+    stage = draw(st.integers(0, len(calls) - 1))
+    calls[stage] = f"({calls[stage]} -> {calls[stage]}) as stage"
+    return f"input {draw(st.integers(1, 3))}x12x12\n{BLOCKS}\n" + " -> ".join(calls) + " -> gap -> fc(3)\n"
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(repeated_blocks(), st.integers(0, 2**16))
+def test_property_shared_block_classes_compute_the_reference(text, seed):
+    from cnndsl import reference
+
+    net = cnndsl.parse(text)
+    source = render(net, "torch")
+    assert source.count("class Unit(") == 1 and source.count("class Pair(") <= 1  # one class per block
+    weights = reference.random_weights(net, seed)
+    model = build(net, "torch", train=False, weights=weights)
+    assert list(model.state_dict()) == list(weight_specs(net))
+    x = np.random.default_rng(seed).standard_normal((2, *net.input_shape)).astype(np.float32)
+    with torch.no_grad():
+        got = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, reference.run(net, weights, x), rtol=1e-3, atol=1e-4)
