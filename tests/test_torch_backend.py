@@ -525,6 +525,20 @@ def test_block_classes_script_and_export():
     torch.testing.assert_close(torch.export.export(model, (x,)).module()(x), expected)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_block_classes_export_to_onnx(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    net = cnndsl.load(SPECS / "resnet18.cnn", input_shape=(3, 32, 32))
+    model = build(net, "torch", seed=0).eval()
+    x = torch.randn(1, *net.input_shape)
+    path = tmp_path / "r18.onnx"
+    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["x"], output_names=["y"])
+    (y,) = ReferenceEvaluator(onnx.load(str(path))).run(None, {"x": x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(y), model(x).detach(), rtol=1e-4, atol=1e-4)
+
+
 def test_a_scope_whose_values_leak_stays_a_plain_container():
     # the language never makes one, but a rewritten IR may: `a.conv1` is used outside scope `a`
     import dataclasses
