@@ -1,12 +1,11 @@
-"""The torch backend: the IR rendered as the source of a standalone, readable `nn.Module`.
+"""The torch backend: the IR rendered as the source of a standalone `nn.Module`, as a person writes one.
 
-The module imports only torch (and math when a connection table needs it). Its
-submodules are named by the IR's node names, dotted names becoming nested plain
-`nn.Module()` containers, so `state_dict()` keys are exactly the shared weight
-names of `cnndsl.analysis.weight_specs` (docs/weights.md). `forward` has one
-statement per node, each commented with the spec line it came from. A chain
-keeps one variable (`x`) while nothing else needs the old value; a fork opens a
-new variable named after the node that starts it.
+The module imports only torch (and math when a connection table needs it). Its submodules are named by
+the IR's node names, so `state_dict()` keys are exactly the shared weight names of
+`cnndsl.analysis.weight_specs` (docs/weights.md). Each scope of the names is one submodule
+(torch_scopes): a class per distinct block expansion (torch_classes), a callable `Chain` for a labelled
+chain. Each `forward` has one statement per layer or scope, commented with the spec line (and the block
+file's line) it came from; stateless activations are functional calls (torch_layers.CALLS).
 """
 
 from __future__ import annotations
@@ -125,7 +124,8 @@ def _forward_lines(group: Group) -> list[str]:
     lines: list[str] = []
     for key, code, merge in group.draft.forward:
         notes = [n[key] for n in group.notes if key in n]
-        if merge and len(code[0]) > LINE:  # names are short unless scopes nest very deeply; say so
+        if merge and len(code[0]) > LINE:  # a merge or an optional shortcut past the width: names are short
+            # unless scopes nest very deeply, and ruff would wrap such an expression in parentheses; say so
             raise _TooLong(merge)
         code = fit_all(code)
         lines += _with_comment(code, comment(notes))

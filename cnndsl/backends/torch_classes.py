@@ -162,7 +162,8 @@ class Group:
 @dataclass
 class Draft:
     init: list[tuple] = field(default_factory=list)
-    forward: list[tuple[str, list[str], str]] = field(default_factory=list)  # (key, code, merge node name)
+    # (key, code, the node to blame when the statement is too long to lay out, or "" when it can be)
+    forward: list[tuple[str, list[str], str]] = field(default_factory=list)
     notes: dict[str, tuple] = field(default_factory=dict)
     result: str = "x"
 
@@ -283,7 +284,8 @@ class Classes:
             names.live.add(out)
             names.taken.add(out)
             var[item_output(item)] = out
-            d.forward.append((rel, self.statement(kind, item, rel, out, args), item.name if kind == "merge" else ""))
+            unsplittable = item.name if kind == "merge" else item_output(item) if kind == "optional" else ""
+            d.forward.append((rel, self.statement(kind, item, rel, out, args), unsplittable))
             d.notes[rel] = self.provenance(item)
         d.result = var[resolve(s.output)]
 
