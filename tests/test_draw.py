@@ -88,7 +88,7 @@ def test_dot_is_deterministic_and_escapes_names(tmp_path):
         )
         outs.append(out.read_bytes())
     assert outs[0] == outs[1] and outs[0].startswith(b'digraph "googlenet" {')
-    net = cnndsl.parse('network x\ninput 3x8x8\nconv3x3(4) -> relu')
+    net = cnndsl.parse("network x\ninput 3x8x8\nconv3x3(4) -> relu")
     assert '"conv1" [label="conv1\\nconv 3×3 · relu\\n4×8×8"' in to_dot(collapse(net, 1))
 
 
