@@ -3,6 +3,8 @@ know every statement keyword of grammars/cnn.lark."""
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,3 +41,14 @@ def test_grammar_patterns_compile_and_cover_the_statements():
     assert patterns["call"].search(line).group(1) == "bottleneck"
     assert patterns["comment"].search(line).group() == "# note"
     assert patterns["dims"].search("input 3x224x224").group() == "3x224x224"
+
+
+def test_lsp_without_pygls_says_what_to_install():
+    code = (
+        "import sys; sys.modules['pygls'] = None; import cnndsl.cli; "  # None: `import pygls` raises ImportError
+        "sys.exit(cnndsl.cli.main(['lsp']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 2 and "pip install 'cnndsl[lsp]'" in done.stderr and "Traceback" not in done.stderr
