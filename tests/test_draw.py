@@ -8,11 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from spec_strategies import specs
 
 import cnndsl
 from cnndsl.analysis.figures import Figures
 from cnndsl.cli import main
 from cnndsl.draw import auto_depth, available, collapse, to_dot
+from cnndsl.frontend import compile_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -127,3 +131,15 @@ def test_check_imports_no_drawing_or_editor_dependency():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+@given(specs(), st.integers(1, 4))
+def test_every_compiling_spec_collapses_to_a_consistent_diagram(text, depth):
+    r = compile_text(text)
+    assume(r.network is not None)
+    d = collapse(r.network, depth)
+    covered = [m for b in d.boxes.values() for m in b.members]
+    assert sorted(covered) == sorted(n.name for n in r.network.nodes)  # every node in exactly one box
+    assert all(a in d.boxes and b in d.boxes and a != b for a, b in d.edges)
+    assert d.output in d.boxes and sum(b.params for b in d.boxes.values()) == Figures(r.network).total_params
+    assert to_dot(d, costs=True) == to_dot(collapse(r.network, depth), costs=True)
