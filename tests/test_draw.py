@@ -143,3 +143,13 @@ def test_every_compiling_spec_collapses_to_a_consistent_diagram(text, depth):
     assert all(a in d.boxes and b in d.boxes and a != b for a, b in d.edges)
     assert d.output in d.boxes and sum(b.params for b in d.boxes.values()) == Figures(r.network).total_params
     assert to_dot(d, costs=True) == to_dot(collapse(r.network, depth), costs=True)
+
+
+def test_a_diagram_too_large_to_lay_out_is_refused(tmp_path, capsys, monkeypatch):
+    import cnndsl.draw
+
+    monkeypatch.setattr(cnndsl.draw, "MAX_LAYOUT_BOXES", 10)
+    spec = str(SPECS / "resnet18.cnn")
+    assert main(["draw", spec, "--depth", "3", "-o", str(tmp_path / "r.svg")]) == 2
+    assert "more than 10 are laid out: draw at a smaller --depth" in capsys.readouterr().err
+    assert main(["draw", spec, "--depth", "3", "-o", str(tmp_path / "r.dot")]) == 0

@@ -5,6 +5,8 @@ from .boxes import Box, Diagram, auto_depth, collapse
 from .dot import to_dot
 from .engine import LayoutUnavailable, available, render
 
+MAX_LAYOUT_BOXES = 5000
+
 __all__ = ["Box", "Diagram", "collapse", "auto_depth", "to_dot", "render", "available", "LayoutUnavailable", "draw"]
 
 
@@ -12,5 +14,13 @@ def draw(network, depth: int | None = None, costs: bool = False, fmt: str = "svg
     """The diagram of network as SVG, PNG or DOT bytes (LayoutUnavailable if no engine can lay it out).
 
     depth None picks the deepest level that still fits a page (boxes.auto_depth)."""
-    dot = to_dot(collapse(network, depth or auto_depth(network)), costs)
-    return dot.encode() if fmt == "dot" else render(dot, fmt)
+    diagram = collapse(network, depth or auto_depth(network))
+    dot = to_dot(diagram, costs)
+    if fmt == "dot":
+        return dot.encode()
+    if len(diagram.boxes) > MAX_LAYOUT_BOXES:  # Graphviz would take minutes, and nobody reads such a figure
+        raise LayoutUnavailable(
+            f"the diagram has {len(diagram.boxes):,} boxes at depth {diagram.depth}, more than {MAX_LAYOUT_BOXES:,} "
+            "are laid out: draw at a smaller --depth, or write --format dot"
+        )
+    return render(dot, fmt)

@@ -105,9 +105,10 @@ def collapse(network: Network, depth: int = 2, fig: Figures | None = None, scope
     for n in network.nodes:
         for i in n.inputs:
             edge = (box_of[i], box_of[n.name])
-            if edge[0] != edge[1] and edge not in edges:
+            if edge[0] != edge[1]:
                 edges.append(edge)
     labels = _cluster_labels(boxes, scopes)
+    edges = list(dict.fromkeys(edges))
     return Diagram(network.name, depth, boxes, edges, box_of[network.output], labels)
 
 
@@ -190,12 +191,17 @@ def _common(nodes: list[Node]) -> tuple:
 def _cluster_labels(boxes: dict[str, Box], scopes: dict[str, list[Node]]) -> dict[str, str]:
     """Each enclosing group's name with its block (`inception3a: inception`) or its repeat (`3× bottleneck`)."""
     out: dict[str, str] = {}
-    prefixes = sorted({p for b in boxes.values() for p in b.scope})
-    for p in prefixes:
+    children: dict[str, list[Box]] = {}
+    for b in boxes.values():
+        scope = b.scope
+        for p in scope:
+            children.setdefault(p, [])
+        if scope and b.kind == "group":
+            children[scope[-1]].append(b)
+    for p in sorted(children):
         block = _block_name(p, scopes)
-        children = [b for b in boxes.values() if b.scope and b.scope[-1] == p and b.kind == "group"]
-        kinds = {b.ops[0] for b in children}
-        if block is None and len(kinds) == 1 and len(children) > 1:
-            block = f"{len(children)}× {kinds.pop()}"
+        kinds = {b.ops[0] for b in children[p]}
+        if block is None and len(kinds) == 1 and len(children[p]) > 1:
+            block = f"{len(children[p])}× {kinds.pop()}"
         out[p] = block or ""
     return out

@@ -29,7 +29,7 @@ def to_dot(d: Diagram, costs: bool = False) -> str:
         tree.setdefault(box.scope[-1] if box.scope else "", []).append(box)
         for p in box.scope:  # a cluster holding only clusters still needs its entry
             tree.setdefault(p, [])
-    out += _cluster("", tree, d, costs, 1)
+    out += _cluster("", tree, d, costs, 1, _index(d, tree))
     out += [f'  "{_q(a)}" -> "{_q(b)}";' for a, b in d.edges]
     out.append("}")
     return "\n".join(out) + "\n"
@@ -43,19 +43,19 @@ def _title(d: Diagram, costs: bool) -> str:
     return title
 
 
-def _cluster(prefix: str, tree: dict[str, list[Box]], d: Diagram, costs: bool, level: int) -> list[str]:
+def _cluster(prefix: str, tree: dict[str, list[Box]], d: Diagram, costs: bool, level: int, index) -> list[str]:
     """The boxes and sub-clusters directly inside prefix, in execution order (it guides the layout)."""
     pad = "  " * level
-    order = {key: i for i, key in enumerate(d.boxes)}
+    order, first, subs = index
     items = [(order[b.key], b) for b in tree.get(prefix, [])]
-    items += [(_first(p, order), p) for p in tree if p and _parent(p) == prefix]
+    items += [(first[p], p) for p in subs.get(prefix, [])]
     lines = []
     for _, item in sorted(items, key=lambda t: t[0]):
         if isinstance(item, Box):
             lines.append(pad + _node(item, _local(item.key, prefix), costs, d.output == item.key))
             continue
         only = tree[item]
-        if len(only) == 1 and not any(_parent(p) == item for p in tree if p):  # a cluster around one box
+        if len(only) == 1 and not subs.get(item):  # a cluster around one box
             lines.append(pad + _node(only[0], _local(item, prefix), costs, d.output == only[0].key))
             continue
         label = _local(item, prefix)
@@ -65,13 +65,23 @@ def _cluster(prefix: str, tree: dict[str, list[Box]], d: Diagram, costs: bool, l
         lines.append(
             f'{pad}  graph [label="{_q(label)}", style="rounded,dashed", color="#9a9a9a", fontsize=10, margin=8];'
         )
-        lines += _cluster(item, tree, d, costs, level + 1)
+        lines += _cluster(item, tree, d, costs, level + 1, index)
         lines.append(pad + "}")
     return lines
 
 
-def _first(prefix: str, order: dict[str, int]) -> int:
-    return min(i for key, i in order.items() if key.startswith(prefix + "."))
+def _index(d: Diagram, tree: dict[str, list[Box]]):
+    """Each box's position, each cluster's first position and each cluster's sub-clusters, computed once."""
+    order = {key: i for i, key in enumerate(d.boxes)}
+    first: dict[str, int] = {}
+    for key, i in order.items():
+        for p in d.boxes[key].scope:
+            first.setdefault(p, i)
+    subs: dict[str, list[str]] = {}
+    for p in tree:
+        if p:
+            subs.setdefault(_parent(p), []).append(p)
+    return order, first, subs
 
 
 def _parent(prefix: str) -> str:
