@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 
 from ..analysis.figures import Figures
 from ..ir import Network, Node
-from ..ops import ACTIVATIONS, MERGES
+from ..ops import AFFINE, ELEMENTWISE, MERGES, OPS, VIEW
 
-FOLDED = frozenset({"bn", "dropout", "flatten", *(a.name for a in ACTIVATIONS)})
+# Drawn inside the box of the layer before them, from the op table's lowering kinds (never op names):
+# batch norm (affine), activations (element-wise), flatten and dropout (views).
+FOLDED = frozenset(name for name, op in OPS.items() if op.lowering in (VIEW, ELEMENTWISE, AFFINE))
 
 
 @dataclass
