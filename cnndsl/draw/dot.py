@@ -59,7 +59,7 @@ def _cluster(prefix: str, tree: dict[str, list[Box]], d: Diagram, costs: bool, l
             lines.append(pad + _node(only[0], _local(item, prefix), costs, d.output == only[0].key))
             continue
         label = _local(item, prefix)
-        if d.labels.get(item):
+        if d.labels.get(item) and d.labels[item] != re.sub(r"\d+$", "", label):  # not `bottleneck1: bottleneck`
             label += f": {d.labels[item]}"
         lines.append(f'{pad}subgraph "cluster_{_q(item)}" {{')
         lines.append(
