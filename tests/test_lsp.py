@@ -72,6 +72,15 @@ async def test_hover_on_a_layer_and_on_a_block_call(client, tmp_path):
     assert "`conv1`" in h.contents.value and "params 9,408" in h.contents.value and "7 /2" in h.contents.value
 
 
+async def test_hover_on_a_constant_and_a_block_name(client, tmp_path):
+    text = "import resnet\nlet width = 2 * 8\ninput 3x32x32\nconv3x3(width) -> gap -> fc(10)\n"
+    uri = await open_doc(client, tmp_path, "names.cnn", text)
+    h = await client.text_document_hover_async(t.HoverParams(t.TextDocumentIdentifier(uri), t.Position(1, 6)))
+    assert h.contents.value == "**width** = `16`"
+    h = await client.text_document_hover_async(t.HoverParams(t.TextDocumentIdentifier(uri), t.Position(0, 1)))
+    assert h is None  # `import` is no name
+
+
 async def test_definition_of_blocks_constants_and_imports(client, tmp_path):
     (tmp_path / "mine.cnn").write_text("let growth = 8\nblock pair(c) { conv3x3(c) -> relu }\n")
     text = 'import resnet\nimport "mine.cnn"\nlet w = 16\ninput 3x32x32\nconv3x3(w) -> basic(w) -> pair(growth)\n'

@@ -78,9 +78,29 @@ def _size(span: Span) -> tuple[int, int]:
 
 
 def hover(doc: Document, line: int, col: int) -> str | None:
-    """Markdown for the layer or block call under the cursor: output shape, params, MACs, receptive field."""
+    """Markdown for the layer or block call under the cursor: output shape, params, MACs, receptive field;
+    else for the constant or block named there (its value, its parameters)."""
+    hit = doc.word_at(line, col)
+    if hit is None:
+        return None
+    return _call_hover(doc, line, col) or _name_hover(doc, hit[0])
+
+
+def _name_hover(doc: Document, name: str) -> str | None:
+    main = doc.program.main
+    if main is None:
+        return None
+    if name in main.consts:
+        return f"**{name}** = `{main.consts[name]!r}`"
+    if name in main.blocks:
+        block, scope = main.blocks[name]
+        return f"**block** `{name}({', '.join(p.name for p in block.params)})` — {scope.path}:{block.span.line}"
+    return None
+
+
+def _call_hover(doc: Document, line: int, col: int) -> str | None:
     net, fig = doc.compilation.network, doc.figures
-    if net is None or doc.word_at(line, col) is None:
+    if net is None:
         return None
     layers = [n for n in net.layers if _inside(n.span, doc.path, line, col)]
     calls = [(f, n) for n in net.layers for f in n.trace if _inside(f.call, doc.path, line, col)]
