@@ -47,10 +47,12 @@ class Attrs:
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One block instantiation in a node's provenance: which block, called where."""
+    """One block instantiation in a node's provenance: which block, called where, and the dotted name
+    of the scope its nodes sit in (`layer1.basic2`), so backends can find block instances in the names."""
 
     block: str
     call: Span
+    scope: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,17 @@ class Network:
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
+
+    # Jupyter: the diagram and the layer table (cnndsl.notebook; nothing is imported until shown).
+    def _repr_html_(self) -> str:
+        from .notebook import html
+
+        return html(self)
+
+    def _repr_svg_(self) -> str | None:
+        from .notebook import svg
+
+        return svg(self)
 
 
 def format_shape(shape: Shape) -> str:
