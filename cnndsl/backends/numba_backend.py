@@ -35,20 +35,32 @@ JIT_FORWARD_MAX_STEPS = 24
 CONV_DIRECT, CONV_GEMM, CONV_WGEMM, CONV_DW = "CONV_DIRECT", "CONV_GEMM", "CONV_WGEMM", "CONV_DW"  # the library's
 
 
+# Wide-row im2col + BLAS pays where im2col dominates: a short reduction (LeNet-5, 3-channel stems), or short
+# output rows (copied element by element by the plain im2col) feeding few output channels. With many output
+# channels the GEMM dominates and the wide rows' junk columns cost more than the im2col saves (ResNet-18's
+# 3x3 convs, one thread: plain im2col 1.02-1.15x faster at 64-256 channels, benchmarks/README.md).
+WGEMM_MAX_DEPTH = 200
+WGEMM_MAX_WIDTH = 24  # the kernel library's _LONG_ROW: rows shorter than this are copied by index
+WGEMM_MAX_COUT = 128
+
+
 def conv_method(cin: int, node: Node) -> str:
     """Which conv2d method a layer gets: stride-1 depthwise convs (groups == channels in and out) the
     depthwise wide-row kernel (2-3x the direct kernel on MobileNet's planes; at stride 2 it measured 10 %
-    slower, so those stay on the direct kernel); other grouped convs the direct kernel; other stride-1
-    convs bigger than 1x1 the wide-row im2col + BLAS (one contiguous window copy per im2col row instead of
-    one short copy per output row: 3-8x cheaper im2col on small planes, and faster than the former wide-row
-    direct kernel even at LeNet-5's 1-6 input channels, benchmarks/README.md); the rest im2col + BLAS."""
+    slower, so those stay on the direct kernel); other grouped convs the direct kernel; stride-1 convs
+    bigger than 1x1 with a short reduction, or with short rows and few output channels, the wide-row
+    im2col + BLAS (one contiguous window copy per im2col row instead of one short copy per output row:
+    3-8x cheaper im2col on small planes, and faster than the former wide-row direct kernel even at
+    LeNet-5's 1-6 input channels); the rest im2col + BLAS."""
     a = node.attrs
     (kh, kw) = a["kernel"]
     sh, sw = a["stride"]
     if a["groups"] != 1:
         return CONV_DW if a["groups"] == cin == node.shape[0] and sh == sw == 1 else CONV_DIRECT
     if a["stride"] == (1, 1) and (kh, kw) != (1, 1):
-        return CONV_WGEMM
+        cout, _, ow = node.shape
+        if cin * kh * kw <= WGEMM_MAX_DEPTH or (ow < WGEMM_MAX_WIDTH and cout <= WGEMM_MAX_COUT):
+            return CONV_WGEMM
     return CONV_GEMM
 
 
