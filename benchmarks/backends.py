@@ -103,11 +103,17 @@ def ort_session(model, batch: int, shape, threads: int):
     return sess, f"onnxruntime {ort.__version__}, {threads} intra-op threads"
 
 
-def interleaved(fns: dict, repeats: int, budget_s: float, block: int = 5) -> dict[str, list[float]]:
+SETTLE_S = 0.15  # pause after each backend's block: long enough for spinning workers to go to sleep
+
+
+def interleaved(fns: dict, repeats: int, budget_s: float, block: int = 5, settle_s: float = 0.0) -> dict:
     """Alternate the backends in blocks of `block` calls, timing each call; the first call of every block
     is dropped: it pays for the other library's thread pool still spinning on the cores (torch's OpenMP
     and onnxruntime's workers spin for a while after each run and would otherwise be billed to whichever
-    backend runs next)."""
+    backend runs next). With settle_s, each block is followed by that long a pause: OpenBLAS's threads
+    busy-wait about 0.1 s after a call and onnxruntime's and OpenMP's spin too, and on a 2-core machine
+    such spinners took the cores from the next backend's threads for whole scheduler slices (numba alone
+    ran simple_cnn in 0.25 ms at two threads, beside the others in 29 ms)."""
     times = {k: [] for k in fns}
     start = time.perf_counter()
     for r in range(0, repeats, block):
@@ -117,6 +123,8 @@ def interleaved(fns: dict, repeats: int, budget_s: float, block: int = 5) -> dic
                 f()
                 if i:
                     times[name].append(time.perf_counter() - t)
+            if settle_s:
+                time.sleep(settle_s)
         if r >= 5 and time.perf_counter() - start > budget_s:
             break
     return times
@@ -154,7 +162,7 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
         with torch.no_grad():
             for f in fns.values():
                 f()
-            times = interleaved(fns, repeats, 3.0)
+            times = interleaved(fns, repeats, 3.0, settle_s=SETTLE_S)
         macs = per_layer[n.name] * batch
         t_nb, t_t = statistics.median(times["numba"]), statistics.median(times["torch"])
         tot_macs, tot_nb, tot_t = tot_macs + macs, tot_nb + t_nb, tot_t + t_t
@@ -205,7 +213,7 @@ def run_batch(network, weights, batch: int, args, peak: float, threads: int) -> 
             ok = ok and same
             agree.append(f"{name} vs torch {'yes' if same else 'NO'} (max abs {abs_err:.2e}, max rel {rel_err:.2e})")
     with torch.no_grad():
-        times = interleaved(fns, args.repeats, args.budget)
+        times = interleaved(fns, args.repeats, args.budget, block=10, settle_s=args.settle)
     macs = sum(layer_macs(network).values()) * batch
     med = {k: statistics.median(v) for k, v in times.items()}
 
@@ -241,6 +249,9 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=200, help="at most this many interleaved rounds")
     p.add_argument("--budget", type=float, default=20.0, help="stop the rounds after this many seconds")
     p.add_argument("--layers", action="store_true", help="also time each 3x3 conv alone")
+    p.add_argument(
+        "--settle", type=float, default=SETTLE_S, help="seconds of pause after each backend's block (0: none)"
+    )
     p.add_argument("--threads", type=int, default=None, help="threads for every backend (default: all cores)")
     args = p.parse_args()
 
