@@ -63,7 +63,12 @@ def scope_items(items: list, depth: int = 0) -> list:
         j = i + 1
         while j < len(items) and len(s := _common_scope(items[j])) > depth and s[depth] == key:
             j += 1
-        out.append(Scoped(key[0], key[1], scope_items(items[i:j], depth + 1)))
+        inner = scope_items(items[i:j], depth + 1)
+        if len(inner) == 1 and isinstance(inner[0], Scoped):  # a module that only wraps another: one scope
+            real = key[1] not in (None, "Module", *CONTAINERS)
+            out.append(Scoped(key[0], key[1], inner[0].items) if real else inner[0])
+        else:
+            out.append(Scoped(key[0], key[1], inner))
         i = j
     return out
 
@@ -138,15 +143,16 @@ def _parameterise(group: list[Scoped], writer) -> tuple[list[Slot], list]:
         elif all(_same(v, values[0]) for v in values):
             template.append(("lit", values[0]))
         else:
-            key = (col[0].key, tuple(map(repr, values)))
+            key = tuple(map(repr, values))
             if key not in by_values:
-                base = {"out": "c", "multiplier": "m"}.get(col[0].key, col[0].key)
+                base = re.sub(r"(?<=[a-z_])\d+$", "", col[0].key)
+                base = {"out": "c", "multiplier": "m"}.get(base, base)
                 name, k = base, 2
                 while name in names:
                     name, k = f"{base}{k}", k + 1
                 names.add(name)
                 by_values[key] = name
-                required = col[0].key == "out"
+                required = col[0].positional
                 default = None if required else Counter(map(repr, values)).most_common(1)[0][0]
                 default = next(v for v in values if repr(v) == default) if default is not None else None
                 params.append(Slot(name, None, default, required))

@@ -398,7 +398,7 @@ class _Builder:
 
     def visit_call(self, node: fx.Node) -> None:
         t = node.target
-        if node.op == "call_method" and t == "size" or (t is getattr and node.args[1] == "shape"):
+        if node.op == "call_method" and t == "size" and len(node.args) == 1 or (t is getattr and node.args[1] == "shape"):
             self.value[node.name] = ("size", node.args[0])
             return
         if t is operator.getitem and isinstance(self.value.get(getattr(node.args[0], "name", None)), tuple):

@@ -65,7 +65,7 @@ class Writer:
                 label = it.path.rsplit(".", 1)[-1]
                 whole = branch and len(items) == 1
                 if len(it.items) > 1 and valid_label(label) and names.count(label) == 1 and not whole:
-                    parts.append(f"({' -> '.join(compress(inner))}) as {label}")
+                    parts.append(f"({chr(10).join(pack(compress(inner)))}) as {label}")
                 else:
                     parts.extend(inner)
             else:
