@@ -4,11 +4,14 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+
 def conv3x3(i, o, stride=1):
     return nn.Conv2d(i, o, 3, stride=stride, padding=1, bias=False)
 
+
 class BasicBlock(nn.Module):
     expansion = 1
+
     def __init__(self, inplanes, planes, stride=1, downsample=None):
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)
@@ -18,6 +21,7 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
         self.stride = stride
+
     def forward(self, x):
         identity = x
         out = self.relu(self.bn1(self.conv1(x)))
@@ -26,6 +30,7 @@ class BasicBlock(nn.Module):
             identity = self.downsample(x)
         out += identity
         return self.relu(out)
+
 
 class ResNet(nn.Module):
     def __init__(self, layers=(2, 2, 2, 2), num_classes=1000):
@@ -41,15 +46,19 @@ class ResNet(nn.Module):
         self.layer4 = self._make_layer(512, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512, num_classes)
+
     def _make_layer(self, planes, blocks, stride=1):
         downsample = None
         if stride != 1 or self.inplanes != planes:
-            downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
         layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes
         for _ in range(1, blocks):
             layers.append(BasicBlock(self.inplanes, planes))
         return nn.Sequential(*layers)
+
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
@@ -80,7 +89,9 @@ class VGGish(nn.Module):
                 c = width
             stages.append(nn.Sequential(*layers, nn.MaxPool2d(2, 2)))
         self.features = nn.Sequential(*stages)
-        self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Linear(c * 4 * 4, 64), nn.ReLU(True), nn.Linear(64, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Dropout(0.5), nn.Linear(c * 4 * 4, 64), nn.ReLU(True), nn.Linear(64, num_classes)
+        )
 
     def forward(self, x):
         x = self.features(x)
@@ -142,7 +153,10 @@ class MobileIncept(nn.Module):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.Hardswish())
         self.blocks = nn.Sequential(
-            InvertedResidual(16, 16, 1), InvertedResidual(16, 24, 2), InvertedResidual(24, 24, 1), InvertedResidual(24, 24, 1)
+            InvertedResidual(16, 16, 1),
+            InvertedResidual(16, 24, 2),
+            InvertedResidual(24, 24, 1),
+            InvertedResidual(24, 24, 1),
         )
         self.mix = nn.Sequential(Inception(24, 8, 16, 8), Inception(32, 8, 16, 8))
         self.head = nn.Linear(32, num_classes)

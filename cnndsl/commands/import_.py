@@ -9,11 +9,17 @@ from ..cli import EXIT_ERROR, EXIT_OK, command, parse_dims
 
 
 def _setup(p):
-    p.add_argument("model", metavar="MODEL", help="pkg.module:ClassOrFactory, a torch.export .pt2 file or an .onnx file")
+    p.add_argument(
+        "model", metavar="MODEL", help="pkg.module:ClassOrFactory, a torch.export .pt2 file or an .onnx file"
+    )
     p.add_argument("-o", "--output", metavar="SPEC", help="write the spec here (and SPEC's .weights.json name map)")
     p.add_argument("--input", type=parse_dims, metavar="CxHxW", help="the input shape to trace a Python model with")
-    p.add_argument("--args", default="", metavar="ARGS", help="constructor arguments, Python literals: 'num_classes=10'")
-    p.add_argument("--weights-out", metavar="FILE", help="also save the model's weights under cnndsl names (.safetensors)")
+    p.add_argument(
+        "--args", default="", metavar="ARGS", help="constructor arguments, Python literals: 'num_classes=10'"
+    )
+    p.add_argument(
+        "--weights-out", metavar="FILE", help="also save the model's weights under cnndsl names (.safetensors)"
+    )
 
 
 def map_path(spec: str) -> str:

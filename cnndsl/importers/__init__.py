@@ -65,7 +65,9 @@ def finish(graph: ImportGraph, source_weights: dict[str, Any], source: str) -> I
     specs = weight_specs(network)
     for src, dst in mapping.items():
         if src in source_weights and tuple(getattr(source_weights[src], "shape", ())) != tuple(specs[dst].shape):
-            raise ImportFailure(f"internal: `{src}` has shape {tuple(source_weights[src].shape)}, `{dst}` {specs[dst].shape}")
+            raise ImportFailure(
+                f"internal: `{src}` has shape {tuple(source_weights[src].shape)}, `{dst}` {specs[dst].shape}"
+            )
     params = sum(_numel(s.shape) for s in specs.values() if s.kind == "param")
     text = write_spec(graph, header, [f"expect params == {params:_}"])
     return Imported(graph, text, parse(text), mapping, source_weights)

@@ -25,7 +25,12 @@ RESERVED = {
 
 
 def valid_label(name: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)) and not keyword.iskeyword(name) and name not in RESERVED and not name.startswith("__")
+    return (
+        bool(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name))
+        and not keyword.iskeyword(name)
+        and name not in RESERVED
+        and not name.startswith("__")
+    )
 
 
 def _reserved_layer(name: str) -> bool:
@@ -171,7 +176,17 @@ def _parameterise(group: list[Scoped], writer) -> tuple[list[Slot], list]:
 
 
 def _same(a, b) -> bool:
-    return type(a) is type(b) and a == b or (isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and not isinstance(b, bool) and a == b)
+    return (
+        type(a) is type(b)
+        and a == b
+        or (
+            isinstance(a, (int, float))
+            and isinstance(b, (int, float))
+            and not isinstance(a, bool)
+            and not isinstance(b, bool)
+            and a == b
+        )
+    )
 
 
 __all__ = ["scope_items", "make_blocks", "valid_label", "Layer"]

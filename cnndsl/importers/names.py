@@ -181,7 +181,9 @@ def by_structure(network: Network, state_dict: Mapping[str, Any]) -> tuple[dict[
         twins = [
             other
             for other, _ in placed
-            if other != node and sigs[other] == sigs[node] and _branch_of(other) != _branch_of(node)
+            if other != node
+            and sigs[other] == sigs[node]
+            and _branch_of(other) != _branch_of(node)
             and _branch_of(other).rsplit(".", 1)[0] == _branch_of(node).rsplit(".", 1)[0]
             and (_branch_of(other) or _branch_of(node))
         ]

@@ -49,16 +49,25 @@ def _conv(n: ImportNode, in_shape) -> Spelled:
     c = in_shape[0]
     if a["table"] is not None:
         table = [list(r) for r in a["table"]]
-        return Spelled(_kname("conv", a["kernel"], False), (Slot("out", a["out"], positional=True), *common, Slot("table", table), bias))
+        return Spelled(
+            _kname("conv", a["kernel"], False),
+            (Slot("out", a["out"], positional=True), *common, Slot("table", table), bias),
+        )
     if a["groups"] == c and c > 1 and a["out"] % c == 0:
-        return Spelled(_kname("dwconv", a["kernel"], False), (Slot("multiplier", a["out"] // c, 1, True), *common, bias))
+        return Spelled(
+            _kname("dwconv", a["kernel"], False), (Slot("multiplier", a["out"] // c, 1, True), *common, bias)
+        )
     groups = Slot("groups", a["groups"], 1)
     return Spelled(_kname("conv", a["kernel"], False), (Slot("out", a["out"], positional=True), *common, groups, bias))
 
 
 def _pool(n: ImportNode, in_shape) -> Spelled:
     a = n.attrs
-    slots = [Slot("stride", _one(a["stride"]), _one(a["kernel"])), Slot("pad", _one(a["pad"]), 0), Slot("ceil", a["ceil"], False)]
+    slots = [
+        Slot("stride", _one(a["stride"]), _one(a["kernel"])),
+        Slot("pad", _one(a["pad"]), 0),
+        Slot("ceil", a["ceil"], False),
+    ]
     if n.op == "avgpool":
         slots.append(Slot("include_pad", a.get("include_pad", True), True))
     return Spelled(_kname(n.op, a["kernel"], True), tuple(slots))
@@ -72,13 +81,31 @@ SPELLINGS: dict[str, Callable[[ImportNode, tuple], Spelled]] = {
     "conv": _conv,
     "maxpool": _pool,
     "avgpool": _pool,
-    "adaptive_avgpool": lambda n, s: Spelled("adaptive_avgpool", (Slot("size", _one(n.attrs["size"]), positional=True),)),
-    "fc": lambda n, s: Spelled("fc", (Slot("out", n.attrs["out"], positional=True), Slot("bias", n.attrs["bias"], True))),
+    "adaptive_avgpool": lambda n, s: Spelled(
+        "adaptive_avgpool", (Slot("size", _one(n.attrs["size"]), positional=True),)
+    ),
+    "fc": lambda n, s: Spelled(
+        "fc", (Slot("out", n.attrs["out"], positional=True), Slot("bias", n.attrs["bias"], True))
+    ),
     "bn": lambda n, s: Spelled("bn", (Slot("eps", n.attrs["eps"], 1e-5), Slot("momentum", n.attrs["momentum"], 0.1))),
     "dropout": lambda n, s: Spelled("dropout", (Slot("p", n.attrs["p"], 0.5, True),)),
     "leaky_relu": lambda n, s: Spelled("leaky_relu", (Slot("slope", n.attrs["slope"], 0.01, True),)),
 }
-for _op in ("relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid", "softmax", "gap", "gmp", "flatten", "identity"):
+for _op in (
+    "relu",
+    "relu6",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "silu",
+    "hardswish",
+    "hardsigmoid",
+    "softmax",
+    "gap",
+    "gmp",
+    "flatten",
+    "identity",
+):
     SPELLINGS[_op] = _plain
 
 

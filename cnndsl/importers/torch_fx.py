@@ -162,7 +162,9 @@ def _pool_fn(kind: str):
         stride, pad = _arg(a, k, 2, "stride"), _arg(a, k, 3, "padding", 0)
         if kind == "max":
             return _maxpool(kernel, stride, pad, _arg(a, k, 4, "dilation", 1), _arg(a, k, 5, "ceil_mode", False))
-        return _avgpool(kernel, stride, pad, _arg(a, k, 4, "ceil_mode", False), _arg(a, k, 5, "count_include_pad", True))
+        return _avgpool(
+            kernel, stride, pad, _arg(a, k, 4, "ceil_mode", False), _arg(a, k, 5, "count_include_pad", True)
+        )
 
     return rule
 
@@ -346,7 +348,9 @@ class _Builder:
     def add(self, node: fx.Node, op: str, attrs: dict, inputs: list[str], leaf=False, weights=None, suffix="") -> str:
         name = node.name + suffix
         shape = self.shape(node) if not suffix else None
-        self.nodes.append(ImportNode(name, op, attrs, inputs, shape, weights or {}, self.scope(node, leaf), _where(node)))
+        self.nodes.append(
+            ImportNode(name, op, attrs, inputs, shape, weights or {}, self.scope(node, leaf), _where(node))
+        )
         return name
 
     def tensor_input(self, arg) -> str:
@@ -398,7 +402,12 @@ class _Builder:
 
     def visit_call(self, node: fx.Node) -> None:
         t = node.target
-        if node.op == "call_method" and t == "size" and len(node.args) == 1 or (t is getattr and node.args[1] == "shape"):
+        if (
+            node.op == "call_method"
+            and t == "size"
+            and len(node.args) == 1
+            or (t is getattr and node.args[1] == "shape")
+        ):
             self.value[node.name] = ("size", node.args[0])
             return
         if t is operator.getitem and isinstance(self.value.get(getattr(node.args[0], "name", None)), tuple):
