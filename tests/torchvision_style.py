@@ -1,8 +1,8 @@
 """Reference models written the way torchvision writes them (torchvision itself is not installed)."""
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 def conv3x3(i, o, stride=1):

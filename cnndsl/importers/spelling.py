@@ -90,6 +90,7 @@ SPELLINGS: dict[str, Callable[[ImportNode, tuple], Spelled]] = {
     "bn": lambda n, s: Spelled("bn", (Slot("eps", n.attrs["eps"], 1e-5), Slot("momentum", n.attrs["momentum"], 0.1))),
     "dropout": lambda n, s: Spelled("dropout", (Slot("p", n.attrs["p"], 0.5, True),)),
     "leaky_relu": lambda n, s: Spelled("leaky_relu", (Slot("slope", n.attrs["slope"], 0.01, True),)),
+    "elu": lambda n, s: Spelled("elu", (Slot("alpha", n.attrs["alpha"], 1.0, True),)),
 }
 for _op in (
     "relu",

@@ -138,6 +138,7 @@ MODULES: dict[type, Callable[[Any, tuple], Mapped]] = {
     nn.ReLU6: _plain("relu6"),
     nn.Hardtanh: lambda m, s: _hardtanh(m.min_val, m.max_val),
     nn.LeakyReLU: lambda m, s: ("leaky_relu", {"slope": float(m.negative_slope)}),
+    nn.ELU: lambda m, s: ("elu", {"alpha": float(m.alpha)}),
     nn.Sigmoid: _plain("sigmoid"),
     nn.Tanh: _plain("tanh"),
     nn.GELU: lambda m, s: _gelu(m.approximate),
@@ -193,6 +194,7 @@ FUNCTIONS: dict[Any, Callable] = {
     F.relu6: _unary("relu6"),
     F.hardtanh: lambda a, k, s: _hardtanh(_arg(a, k, 1, "min_val", -1.0), _arg(a, k, 2, "max_val", 1.0)),
     F.leaky_relu: lambda a, k, s: ("leaky_relu", {"slope": float(_arg(a, k, 1, "negative_slope", 0.01))}),
+    F.elu: lambda a, k, s: ("elu", {"alpha": float(_arg(a, k, 1, "alpha", 1.0))}),
     torch.sigmoid: _unary("sigmoid"),
     F.sigmoid: _unary("sigmoid"),
     torch.tanh: _unary("tanh"),
@@ -301,7 +303,9 @@ class _Builder:
             try:
                 output = self.visit(node) or output
             except _Unsupported as e:
-                raise ImportFailure(f"cannot import node `{node.name}` ({self.describe(node)}): {e}", _where(node))
+                raise ImportFailure(
+                    f"cannot import node `{node.name}` ({self.describe(node)}): {e}", _where(node)
+                ) from None
         if not any(n.meta.get("nn_module_stack") for n in self.gm.graph.nodes if n.op == "call_function"):
             self.infer_scopes()
         return ImportGraph(self.name, self.input_shape, self.nodes, output)

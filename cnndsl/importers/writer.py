@@ -7,7 +7,7 @@ so the structure of a block body and its values come from the same walk.
 
 from __future__ import annotations
 
-from .blocks import Scoped, make_blocks, scope_items, valid_label, _same
+from .blocks import Scoped, _same, make_blocks, scope_items, valid_label
 from .graph import ImportGraph
 from .spelling import Slot, literal, spell
 from .structure import Layer, Merge, to_items
