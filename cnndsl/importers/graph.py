@@ -79,3 +79,23 @@ def pool_attrs(kernel, stride, pad, ceil: bool, include_pad: bool | None = None)
     if include_pad is not None:
         attrs["include_pad"] = bool(include_pad)
     return attrs
+
+
+def infer_scopes(nodes: list[ImportNode]) -> None:
+    """A node no module scope was recorded for (a function in a flat forward) takes the scope its first
+    input and all its users share, so `x = conv(x) + x` inside a block lands in the block."""
+    scopes = {n.name: n.scope for n in nodes}
+    users: dict[str, list[str]] = {}
+    for n in nodes:
+        for i in n.inputs:
+            users.setdefault(i, []).append(n.name)
+    for n in nodes:
+        if n.scope or n.op == "input" or not n.inputs:
+            continue
+        common = scopes[n.inputs[0]]
+        for c in (scopes[u] for u in users.get(n.name, [])):
+            k = 0
+            while k < min(len(common), len(c)) and common[k] == c[k]:
+                k += 1
+            common = common[:k]
+        n.scope = scopes[n.name] = common

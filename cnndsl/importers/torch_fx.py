@@ -17,7 +17,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from .graph import ImportFailure, ImportGraph, ImportNode, conv_attrs, pair, pool_attrs
+from .graph import ImportFailure, ImportGraph, ImportNode, conv_attrs, infer_scopes, pair, pool_attrs
 
 Mapped = tuple[str, dict[str, Any]] | None  # (cnndsl op, attrs); None: an alias of its input
 
@@ -307,7 +307,7 @@ class _Builder:
                     f"cannot import node `{node.name}` ({self.describe(node)}): {e}", _where(node)
                 ) from None
         if not any(n.meta.get("nn_module_stack") for n in self.gm.graph.nodes if n.op == "call_function"):
-            self.infer_scopes()
+            infer_scopes(self.nodes)
         return ImportGraph(self.name, self.input_shape, self.nodes, output)
 
     def describe(self, node: fx.Node) -> str:
@@ -329,25 +329,6 @@ class _Builder:
             return tuple((p, type(self.modules[p]).__name__) for p in paths)
         stack = list((node.meta.get("nn_module_stack") or {}).values())
         return tuple((path, cls.__name__ if isinstance(cls, type) else str(cls)) for path, cls in stack)
-
-    def infer_scopes(self) -> None:
-        """A function called in a forward that fx saw no module for (a flat forward): its input's and users' scope."""
-        scopes = {n.name: n.scope for n in self.nodes}
-        users: dict[str, list[str]] = {}
-        for n in self.nodes:
-            for i in n.inputs:
-                users.setdefault(i, []).append(n.name)
-        for n in self.nodes:
-            if n.scope or n.op == "input" or not n.inputs:
-                continue
-            cands = [scopes[n.inputs[0]], *(scopes[u] for u in users.get(n.name, []))]
-            common = cands[0]
-            for c in cands[1:]:
-                k = 0
-                while k < min(len(common), len(c)) and common[k] == c[k]:
-                    k += 1
-                common = common[:k]
-            n.scope = scopes[n.name] = common
 
     def add(self, node: fx.Node, op: str, attrs: dict, inputs: list[str], leaf=False, weights=None, suffix="") -> str:
         name = node.name + suffix

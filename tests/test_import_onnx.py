@@ -1,0 +1,61 @@
+"""`cnndsl import x.onnx`: the torch backend's ONNX export of a spec imports back to the same network,
+and its initializers load under cnndsl names."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cnndsl
+from cnndsl.analysis import macs, param_counts
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from cnndsl.importers import ImportFailure, import_onnx  # noqa: E402
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+
+
+def _export(net, path):
+    model = cnndsl.build(net, "torch", seed=0, train=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, torch.zeros(1, *net.input_shape), str(path), dynamo=False, do_constant_folding=False)
+    return model
+
+
+@pytest.mark.parametrize(
+    "name, side", [("resnet18", 32), ("mobilenet_v2", 32), ("googlenet", 64), ("efficientnet_b0", 32)]
+)
+def test_onnx_export_imports_back(tmp_path, name, side):
+    net = cnndsl.load(SPECS / f"{name}.cnn", input_shape=(3, side, side))
+    model = _export(net, tmp_path / "net.onnx")
+    imported = import_onnx(tmp_path / "net.onnx")
+    back = imported.network
+    assert back.output_shape == net.output_shape
+    assert sum(param_counts(back).values()) == sum(param_counts(net).values())
+    assert sum(macs(back).values()) == sum(macs(net).values())
+    weights = {k: torch.from_numpy(np.array(v)) for k, v in imported.weights.items()}
+    rebuilt = cnndsl.build(back, "torch", weights=weights, train=False)
+    x = torch.randn(2, *net.input_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        np.testing.assert_allclose(rebuilt(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_onnx_resnet_has_blocks(tmp_path):
+    net = cnndsl.load(SPECS / "resnet18.cnn", input_shape=(3, 32, 32))
+    _export(net, tmp_path / "r.onnx")
+    text = import_onnx(tmp_path / "r.onnx").text
+    assert "block basic(c, stride=1)" in text and "residual(basic(128, stride=2), shortcut=" in text
+    assert "eps=" not in text  # float32 attributes read back as the decimals they were
+
+
+def test_onnx_op_without_a_cnndsl_op_is_named(tmp_path):
+    net = cnndsl.load(SPECS / "lenet5_1998.cnn")  # the connection table exports as scatter ops
+    _export(net, tmp_path / "l.onnx")
+    with pytest.raises(ImportFailure, match=r"cannot import ONNX node `[^`]+` \(\w+\): no cnndsl op"):
+        import_onnx(tmp_path / "l.onnx")
