@@ -171,3 +171,67 @@ def test_cli_refuses_with_exit_2_and_no_traceback(monkeypatch, capsys):
     assert err.startswith("cnndsl import: error: cannot import: control flow") and "Traceback" not in err
     assert main(["import", "torchvision_style:NoSuchModel", "--input", "3x16x16"]) == 2
     assert main(["import", "torchvision_style:VGGish", "--args", "num_classes=import os"]) == 2
+
+
+def test_torch_export_program_imports_like_the_module(tmp_path):
+    from cnndsl.cli import main
+
+    model = tv.MobileIncept().eval()
+    _randomise_bn(model)
+    program = torch.export.export(model, (torch.zeros(1, 3, 32, 32),))
+    torch.export.save(program, tmp_path / "m.pt2")
+    from_module = import_module(model, (3, 32, 32))
+    from cnndsl.importers import import_exported
+
+    from_program = import_exported(tmp_path / "m.pt2")
+    assert from_program.text.split("network")[1:] != [] and from_program.text.count("block ") == 3
+    assert _params(from_program.network) == _params(from_module.network)
+    assert set(from_program.name_map) == set(model.state_dict())
+    _same_outputs(model, from_program, (3, 32, 32))
+    assert main(["import", str(tmp_path / "m.pt2"), "-o", str(tmp_path / "m.cnn")]) == 0
+
+
+def test_foreign_state_dict_loads_into_a_hand_written_spec_by_structure():
+    net = cnndsl.load(SPECS[0].parent / "resnet18.cnn", input_shape=(3, 32, 32))
+    model = tv.resnet18().eval()
+    _randomise_bn(model)
+    mapped, report = cnndsl.load_foreign_state_dict(net, model.state_dict())
+    assert report == []
+    assert set(mapped) == set(weight_specs(net))
+    rebuilt = cnndsl.build(net, "torch", weights=mapped, train=False)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        np.testing.assert_allclose(rebuilt(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_foreign_state_dict_reports_what_it_could_not_place_and_what_order_decided():
+    text = "input 3x16x16\nconcat(conv3x3(8), conv3x3(8)) -> relu -> conv1x1(4) -> gap -> fc(2)"
+    net = cnndsl.parse(text)
+    sd = {
+        "a.weight": torch.zeros(8, 3, 3, 3),
+        "a.bias": torch.zeros(8),
+        "b.weight": torch.zeros(8, 3, 3, 3),
+        "b.bias": torch.zeros(8),
+        "extra.weight": torch.zeros(5, 5),
+        "head.weight": torch.zeros(2, 4),
+        "head.bias": torch.zeros(2),
+    }
+    mapped, report = cnndsl.load_foreign_state_dict(net, sd)
+    joined = "\n".join(report)
+    assert "ambiguous: `a` -> `branch1.conv1`" in joined and "ambiguous: `b` -> `branch2.conv1`" in joined
+    assert "no source tensors fit `conv1`" in joined  # the 1x1 conv has no counterpart
+    assert "`extra`" in joined
+    assert mapped["fc1.weight"] is sd["head.weight"]
+
+
+def test_cnndsl_check_never_imports_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from cnndsl.cli import main; rc = main(['check', 'specs/resnet18.cnn']);"
+        "assert 'torch' not in sys.modules and 'onnx' not in sys.modules, 'heavy import'; sys.exit(rc)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

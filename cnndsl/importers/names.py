@@ -184,7 +184,7 @@ def by_structure(network: Network, state_dict: Mapping[str, Any]) -> tuple[dict[
             if other != node
             and sigs[other] == sigs[node]
             and _branch_of(other) != _branch_of(node)
-            and _branch_of(other).rsplit(".", 1)[0] == _branch_of(node).rsplit(".", 1)[0]
+            and _branch_of(other).rpartition(".")[0] == _branch_of(node).rpartition(".")[0]
             and (_branch_of(other) or _branch_of(node))
         ]
         if twins:

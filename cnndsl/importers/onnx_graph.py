@@ -281,7 +281,7 @@ class _Builder:
             _refuse(f"{node.op_type} with a constant operand (cnndsl merges computed tensors)")
         if op not in MERGES and len(data) != 1:
             _refuse(f"{len(data)} computed inputs")
-        for tensor, src in weights.items():
+        for src in weights.values():
             self.weights[src] = self.consts[src]
         out = self.shapes.get(node.output[0])
         if out is None:
