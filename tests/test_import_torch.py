@@ -71,12 +71,13 @@ def test_round_trip_of_every_spec(path):
     _same_outputs(model, imported, net.input_shape)
 
 
-def test_resnet18_imports_as_blocks_and_loads_into_numba():
+def test_resnet18_imports_as_one_block_like_the_standard_library():
     model = tv.resnet18().eval()
     imported = import_module(model, (3, 224, 224))
     text = imported.text
-    assert text.count("block ") == 2 and "residual(" in text and "shortcut=" in text
-    assert "[basic_block(64)]x2 as layer1" in text
+    assert text.count("block ") == 1
+    assert "shortcut=identity if stride == 1 and in_channels == c else (conv1x1(c, stride=stride, bias=false) -> bn)" in text
+    assert "[basic_block(64)]x2 as layer1" in text and "(basic_block(128, stride=2) -> basic_block(128)) as layer2" in text
     assert len([line for line in text.splitlines() if line.strip()]) <= 25
     assert f"expect params == {sum(p.numel() for p in model.parameters()):_}" in text
     assert _params(imported.network) == sum(p.numel() for p in model.parameters())
@@ -84,10 +85,10 @@ def test_resnet18_imports_as_blocks_and_loads_into_numba():
     assert imported.network.output_shape == (1000,)
 
 
-def test_torchvision_style_resnet_matches_in_torch_and_numba():
+def test_torchvision_style_resnet18_matches_in_torch_and_numba():
     from numba_helpers import build_shared
 
-    model = tv.tiny_resnet().eval()
+    model = tv.resnet18().eval()
     _randomise_bn(model)
     imported = import_module(model, (3, 32, 32))
     assert "block basic_block" in imported.text

@@ -102,21 +102,44 @@ def _class_key(s: Scoped) -> str | None:
 
 def make_blocks(items: list, writer) -> list[tuple[str, list, list[Slot], list]]:
     """Decide every Scoped (block call or group); returns the block definitions (name, params, body)."""
+    from .optional import condition, unify
+
     everything = list(_scoped(items))
     definitions = []
     used_names: set[str] = set()
-    for h in sorted({_height(s) for s in everything}):
-        level = [s for s in everything if _height(s) == h]
+    heights: dict = {}
+    for s in everything:  # a class is decided once for all its instances, after every class inside it
+        heights[_class_key(s)] = max(heights.get(_class_key(s), 0), _height(s))
+    for h in sorted(set(heights.values())):
+        level = [s for s in everything if heights[_class_key(s)] == h]
         variants: dict[tuple, list[Scoped]] = {}
         for s in level:
             key = _class_key(s)
             if key is not None:
                 variants.setdefault((key, writer.structure(s.items)), []).append(s)
-        for (key, _), group in variants.items():
+        groups = [(key, g, None) for (key, _), g in variants.items()]
+        by_class: dict[str, list[int]] = {}
+        for i, (key, _, _) in enumerate(groups):
+            by_class.setdefault(key, []).append(i)
+        for key, idx in by_class.items():  # a class with and without one branch (a projection shortcut)
+            if len(idx) == 2:
+                (_, a, _), (_, b, _) = groups[idx[0]], groups[idx[1]]
+                found = unify(a[0].items, b[0].items, writer) or unify(b[0].items, a[0].items, writer)
+                if found is not None:
+                    full, empty = (a, b) if found[0] is a[0].items else (b, a)
+                    groups[idx[0]] = (key, full + empty, (found[1], found[2], len(full)))
+                    groups[idx[1]] = (key, [], None)
+        for key, group, optional in groups:
             if len(group) < 2:
                 continue
             name = _fresh(key, used_names)
-            params, template = _parameterise(group, writer)
+            pad = None
+            if optional is not None:
+                merge, k, n_full = optional
+                pad = (writer.optional_span(group[0].items, merge, k), set(range(n_full, len(group))))
+            params, template = _parameterise(group, writer, pad)
+            if optional is not None:
+                merge.optional = (k, condition(group, params, pad[1], writer))
             definitions.append((name, params, template, group[0].items))
             for s in group:
                 s.block = name
@@ -134,45 +157,74 @@ def _fresh(key: str, used: set[str]) -> str:
     return name
 
 
-def _parameterise(group: list[Scoped], writer) -> tuple[list[Slot], list]:
-    """Block parameters (as Slots with their defaults) and, per slot position, how the body writes it."""
-    columns = list(zip(*(writer.slots(s.items) for s in group)))
+DONTCARE = Slot("?", None)
+
+
+def _parameterise(group: list[Scoped], writer, pad=None) -> tuple[list[Slot], list]:
+    """Block parameters (as Slots with their defaults) and, per slot position, how the body writes it.
+
+    pad = ((start, count), instances): those instances lack the optional branch's `count` slots from
+    `start` on; their values there are don't-cares.
+    """
+    rows = []
+    for i, s in enumerate(group):
+        row = writer.slots(s.items)
+        if pad is not None and i in pad[1]:
+            (start, count) = pad[0]
+            row = row[:start] + [DONTCARE] * count + row[start:]
+        rows.append(row)
+    columns = list(zip(*rows))
     template: list = []  # per position: None (omit), ("lit", value) or ("param", name)
-    by_values: dict[tuple, str] = {}
+    vectors: list[tuple[str, list]] = []  # (param name, per-instance value or DONTCARE)
     params: list[Slot] = []
     names: set[str] = set()
     for col in columns:
-        values = tuple(sl.value for sl in col)
-        if all(_same(sl.value, sl.default) for sl in col):
+        known = [sl for sl in col if sl is not DONTCARE]
+        values = [sl.value if sl is not DONTCARE else DONTCARE for sl in col]
+        if all(_same(sl.value, sl.default) for sl in known):
             template.append(None)
-        elif all(_same(v, values[0]) for v in values):
-            template.append(("lit", values[0]))
+            continue
+        match = next((n for n, vec in vectors if _agrees(vec, values)), None)
+        if match is None and all(_same(sl.value, known[0].value) for sl in known):
+            template.append(("lit", known[0].value))
+            continue
+        if match is None:
+            base = re.sub(r"(?<=[a-z_])\d+$", "", known[0].key)
+            base = {"out": "c", "multiplier": "m"}.get(base, base)
+            match, k = base, 2
+            while match in names:
+                match, k = f"{base}{k}", k + 1
+            names.add(match)
+            vectors.append((match, values))
+            required = known[0].positional
+            reprs = Counter(repr(v) for v in values if v is not DONTCARE)
+            default = (
+                None
+                if required
+                else next(v for v in values if v is not DONTCARE and repr(v) == reprs.most_common(1)[0][0])
+            )
+            params.append(Slot(match, None, default, required))
         else:
-            key = tuple(map(repr, values))
-            if key not in by_values:
-                base = re.sub(r"(?<=[a-z_])\d+$", "", col[0].key)
-                base = {"out": "c", "multiplier": "m"}.get(base, base)
-                name, k = base, 2
-                while name in names:
-                    name, k = f"{base}{k}", k + 1
-                names.add(name)
-                by_values[key] = name
-                required = col[0].positional
-                default = None if required else Counter(map(repr, values)).most_common(1)[0][0]
-                default = next(v for v in values if repr(v) == default) if default is not None else None
-                params.append(Slot(name, None, default, required))
-            template.append(("param", by_values[key]))
-    for s in group:
-        vals = writer.slots(s.items)
-        args = []
-        for p in params:
-            j = next(i for i, t in enumerate(template) if t == ("param", p.key))
-            args.append(Slot(p.key, vals[j].value, p.default, p.positional))
-        s.args = args
-    params.sort(key=lambda p: not p.positional)
-    for s in group:
+            vec = next(vec for n, vec in vectors if n == match)
+            for i, v in enumerate(values):
+                if vec[i] is DONTCARE:
+                    vec[i] = v
+        template.append(("param", match))
+    vec_of = dict(vectors)
+    for i, s in enumerate(group):
+        s.args = [
+            Slot(p.key, p.default if vec_of[p.key][i] is DONTCARE else vec_of[p.key][i], p.default, p.positional)
+            for p in params
+        ]
         s.args.sort(key=lambda a: not a.positional)
+    params.sort(key=lambda p: not p.positional)
     return params, template
+
+
+def _agrees(vec: list, values: list) -> bool:
+    return all(a is DONTCARE or b is DONTCARE or (repr(a) == repr(b)) for a, b in zip(vec, values)) and any(
+        a is not DONTCARE and b is not DONTCARE for a, b in zip(vec, values)
+    )
 
 
 def _same(a, b) -> bool:

@@ -86,12 +86,35 @@ class Writer:
         return self.merge(it, bind)
 
     def merge(self, it: Merge, bind) -> str:
+        if isinstance(bind, Recorder) and getattr(bind, "mark", (None,))[0] is it:
+            return self._marked(it, bind)
         texts = [self.branch_text(b, bind) for b in it.branches]
+        optional = getattr(it, "optional", None)
+        if optional is not None:  # a block whose instances differ in this branch: written conditionally
+            k, cond = optional
+            texts[k] = f"identity if {cond} else ({texts[k]})"
+            if k == 0 and len(texts) == 2 and it.node.op == "add":
+                texts = texts[::-1]
         op = it.node.op
         if op == "add" and len(texts) == 2 and not (texts[0] is None and texts[1] is None):
             body, short = texts if texts[0] is not None else texts[::-1]
             return f"residual({body})" if short is None else f"residual({body}, shortcut={short})"
         return f"{op}({', '.join('identity' if t is None else t for t in texts)})"
+
+    def optional_span(self, items: list, merge: Merge, k: int) -> tuple[int, int]:
+        """(first slot, number of slots) of branch k of merge, in the slot order of items."""
+        rec = Recorder()
+        rec.mark = (merge, k)
+        self.chain(items, rec)
+        return rec.span
+
+    def _marked(self, it: Merge, rec: Recorder) -> str:
+        for j, b in enumerate(it.branches):
+            start = len(rec.slots)
+            self.branch_text(b, rec)
+            if j == rec.mark[1]:
+                rec.span = (start, len(rec.slots) - start)
+        return "?"
 
     def branch_text(self, items: list, bind) -> str | None:
         if not items:
