@@ -51,23 +51,26 @@ def condition(group: list[Scoped], params: list[Slot], identity: set[int], write
     """The condition under which the branch is the identity, from the block's own parameters if they
     decide it (torchvision's rule first), else a new boolean parameter `project`."""
     names = {p.key for p in params}
-    channels = next((p.key for p in params if p.positional), None)
+    channels = [p.key for p in params if p.positional]
 
     def arg(s, name):
         return next(a.value for a in s.args if a.key == name)
 
+    def stride1(s) -> bool:
+        return arg(s, "stride") in (1, (1, 1))
+
+    def keeps(c):
+        return lambda s: _in_channels(s, writer) == arg(s, c)
+
+    def strided_keeps(c):
+        return lambda s: stride1(s) and _in_channels(s, writer) == arg(s, c)
+
     candidates = []
-    if "stride" in names and channels:
-        candidates.append(
-            (
-                "stride == 1 and in_channels == " + channels,
-                lambda s: arg(s, "stride") in (1, (1, 1)) and _in_channels(s, writer) == arg(s, channels),
-            )
-        )
-    if channels:
-        candidates.append((f"in_channels == {channels}", lambda s: _in_channels(s, writer) == arg(s, channels)))
     if "stride" in names:
-        candidates.append(("stride == 1", lambda s: arg(s, "stride") in (1, (1, 1))))
+        candidates += [(f"stride == 1 and in_channels == {c}", strided_keeps(c)) for c in channels]
+    candidates += [(f"in_channels == {c}", keeps(c)) for c in channels]
+    if "stride" in names:
+        candidates.append(("stride == 1", stride1))
     for text, test in candidates:
         if all(test(s) == (i in identity) for i, s in enumerate(group)):
             return text

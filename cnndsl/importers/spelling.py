@@ -73,10 +73,6 @@ def _pool(n: ImportNode, in_shape) -> Spelled:
     return Spelled(_kname(n.op, a["kernel"], True), tuple(slots))
 
 
-def _plain(n: ImportNode, in_shape) -> Spelled:
-    return Spelled(n.op)
-
-
 SPELLINGS: dict[str, Callable[[ImportNode, tuple], Spelled]] = {
     "conv": _conv,
     "maxpool": _pool,
@@ -92,26 +88,27 @@ SPELLINGS: dict[str, Callable[[ImportNode, tuple], Spelled]] = {
     "leaky_relu": lambda n, s: Spelled("leaky_relu", (Slot("slope", n.attrs["slope"], 0.01, True),)),
     "elu": lambda n, s: Spelled("elu", (Slot("alpha", n.attrs["alpha"], 1.0, True),)),
 }
-for _op in (
-    "relu",
-    "relu6",
-    "sigmoid",
-    "tanh",
-    "gelu",
-    "silu",
-    "hardswish",
-    "hardsigmoid",
-    "softmax",
-    "gap",
-    "gmp",
-    "flatten",
-    "identity",
-):
-    SPELLINGS[_op] = _plain
+
+
+def _generic(n: ImportNode, in_shape) -> Spelled:
+    """An op written as its name and the op table's parameters (new ops need no entry above)."""
+    from ..ops import OPS, REQUIRED
+
+    op = OPS[n.op]
+    slots = tuple(
+        Slot(p.name, _one(n.attrs[p.name]), None if p.default is REQUIRED else _one(p.default), p.positional)
+        for p in op.params
+        if p.name in n.attrs
+    )
+    return Spelled(n.op, slots)
 
 
 def spell(n: ImportNode, in_shape) -> Spelled:
-    rule = SPELLINGS.get(n.op)
+    from ..ops import OPS
+
+    if n.op == "identity":
+        return Spelled("identity")
+    rule = SPELLINGS.get(n.op) or (_generic if n.op in OPS else None)
     if rule is None:
         raise ImportFailure(f"cannot import `{n.name}`: the spec writer has no spelling for op `{n.op}`", n.where)
     return rule(n, in_shape)
