@@ -76,8 +76,13 @@ def test_resnet18_imports_as_one_block_like_the_standard_library():
     imported = import_module(model, (3, 224, 224))
     text = imported.text
     assert text.count("block ") == 1
-    assert "shortcut=identity if stride == 1 and in_channels == c else (conv1x1(c, stride=stride, bias=false) -> bn)" in text
-    assert "[basic_block(64)]x2 as layer1" in text and "(basic_block(128, stride=2) -> basic_block(128)) as layer2" in text
+    assert (
+        "shortcut=identity if stride == 1 and in_channels == c else (conv1x1(c, stride=stride, bias=false) -> bn)"
+        in text
+    )
+    assert (
+        "[basic_block(64)]x2 as layer1" in text and "(basic_block(128, stride=2) -> basic_block(128)) as layer2" in text
+    )
     assert len([line for line in text.splitlines() if line.strip()]) <= 25
     assert f"expect params == {sum(p.numel() for p in model.parameters()):_}" in text
     assert _params(imported.network) == sum(p.numel() for p in model.parameters())
@@ -133,6 +138,8 @@ def test_imported_spec_is_formatted_and_checks(tmp_path):
         (tv.DataDependent, ["control flow", "torchvision_style.py", "if x.sum() > 0:"]),
         (tv.Unsupported, ["Softplus `act`", "torchvision_style.py", "return self.act(self.conv(x))"]),
         (tv.UnsupportedFunction, ["cumsum", "torchvision_style.py", "torch.cumsum"]),
+        (tv.LinearOnMap, ["Linear `fc`", "acts on its last dim", "return self.fc(self.conv(x))"]),
+        (tv.ReshapeNotFlatten, ["node `size_1`", "data-dependent shape", "x.view(x.size(0), x.size(1), -1)"]),
     ],
 )
 def test_what_cannot_be_imported_is_named(cls, words):

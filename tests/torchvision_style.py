@@ -196,3 +196,23 @@ class UnsupportedFunction(nn.Module):
 
     def forward(self, x):
         return torch.cumsum(self.conv(x), 1)
+
+
+class LinearOnMap(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(14, 2)
+
+    def forward(self, x):
+        return self.fc(self.conv(x))
+
+
+class ReshapeNotFlatten(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return x.view(x.size(0), x.size(1), -1)

@@ -52,6 +52,8 @@ def _bn(args, ins):
 
 
 def _linear(args, ins):
+    if len(ins.in_shape) != 1:
+        _refuse("a linear layer on a feature map acts on its last dim; cnndsl's fc needs a flat input")
     w = ins.weight(args[1])
     return "fc", {"out": int(w.shape[0]), "bias": _a(args, 2) is not None}, {"weight": args[1], "bias": _a(args, 2)}
 

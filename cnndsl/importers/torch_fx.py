@@ -60,7 +60,13 @@ def _bn_module(m: nn.BatchNorm2d, in_shape) -> Mapped:
 
 
 def _linear_module(m: nn.Linear, in_shape) -> Mapped:
+    _flat_input("nn.Linear", in_shape)
     return "fc", {"out": m.out_features, "bias": m.bias is not None}
+
+
+def _flat_input(what: str, in_shape) -> None:
+    if len(in_shape) != 1:
+        _refuse(f"{what} on a {'x'.join(map(str, in_shape))} map acts on its last dim; cnndsl's fc needs a flat input")
 
 
 def _maxpool_module(m: nn.MaxPool2d, in_shape) -> Mapped:
@@ -397,10 +403,22 @@ class _Builder:
             return
         if t is operator.getitem and isinstance(self.value.get(getattr(node.args[0], "name", None)), tuple):
             dim = node.args[1]
-            self.value[node.name] = _BATCH if dim == 0 else _refuse("a shape value other than the batch size is used")
+            self.value[node.name] = (
+                _BATCH
+                if dim == 0
+                else _refuse(
+                    "it reads the shape (x.shape[d], d > 0): a data-dependent shape; only x.view(x.size(0), -1) is understood"
+                )
+            )
             return
         if node.op == "call_method" and t == "size" and len(node.args) > 1:
-            self.value[node.name] = _BATCH if node.args[1] == 0 else _refuse("x.size(d) for d != 0 is used")
+            self.value[node.name] = (
+                _BATCH
+                if node.args[1] == 0
+                else _refuse(
+                    f"it reads the shape (x.size({node.args[1]})): a data-dependent shape; only x.view(x.size(0), -1) is understood"
+                )
+            )
             return
         if node.op == "call_method" and t in ("view", "reshape") or t is torch.reshape:
             self.visit_view(node)
