@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import cnndsl
-from cnndsl.analysis import macs, param_counts
+from cnndsl.analysis import macs, param_counts, weight_specs
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
@@ -59,3 +59,17 @@ def test_onnx_op_without_a_cnndsl_op_is_named(tmp_path):
     _export(net, tmp_path / "l.onnx")
     with pytest.raises(ImportFailure, match=r"cannot import ONNX node `[^`]+` \(\w+\): no cnndsl op"):
         import_onnx(tmp_path / "l.onnx")
+
+
+def test_cli_imports_an_onnx_file(tmp_path):
+    import json
+
+    from cnndsl.cli import main
+
+    net = cnndsl.load(SPECS / "mobilenet_v2.cnn", input_shape=(3, 32, 32))
+    _export(net, tmp_path / "m.onnx")
+    assert main(["import", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.cnn")]) == 0
+    names = json.loads((tmp_path / "m.weights.json").read_text())["weights"]
+    specs = weight_specs(cnndsl.load(tmp_path / "m.cnn"))  # ONNX keeps no num_batches_tracked
+    assert set(names.values()) == {k for k in specs if not k.endswith(".num_batches_tracked")}
+    assert main(["fmt", "--check", str(tmp_path / "m.cnn")]) == 0
