@@ -69,7 +69,10 @@ def finish(graph: ImportGraph, source_weights: dict[str, Any], source: str) -> I
                 f"internal: `{src}` has shape {tuple(source_weights[src].shape)}, `{dst}` {specs[dst].shape}"
             )
     params = sum(_numel(s.shape) for s in specs.values() if s.kind == "param")
-    text = write_spec(graph, header, [f"expect params == {params:_}"])
+    expects = [f"expect params == {params:_}"]
+    if len(network.output_shape) == 1:
+        expects.append(f"expect output == {network.output_shape[0]}")
+    text = write_spec(graph, header, expects)
     return Imported(graph, text, parse(text), mapping, source_weights)
 
 
@@ -114,4 +117,6 @@ def import_target(target: str, input_shape=None, args: str = "") -> Imported:
     if input_shape is None:
         raise ImportFailure(f"give the input shape of `{target}` with --input CxHxW")
     module = construct(target, args)
-    return import_module(module, input_shape, source=target)
+    factory = target.rpartition(":")[2].rsplit(".", 1)[-1]
+    name = factory if not factory[:1].isupper() else None  # resnet18(), not ResNet
+    return import_module(module, input_shape, name, source=target)

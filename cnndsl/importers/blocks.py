@@ -97,7 +97,11 @@ def _class_key(s: Scoped) -> str | None:
         return None
     if s.cls not in (None, "Module"):
         return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", s.cls).lower()
-    return re.sub(r"_?\d+$", "", s.path.rsplit(".", 1)[-1]) or "block"
+    parts = s.path.split(".")
+    stem = re.sub(r"_?\d+$", "", parts[-1])
+    if not stem and len(parts) > 1:  # `layer1.0`: an item of a list of modules
+        stem = re.sub(r"_?\d+$", "", parts[-2]) + "_block"
+    return stem if stem and stem != "_block" else "unit"
 
 
 def make_blocks(items: list, writer) -> list[tuple[str, list, list[Slot], list]]:
