@@ -153,21 +153,18 @@ def test_cli_writes_spec_and_name_map(tmp_path, monkeypatch, capsys):
     from cnndsl.cli import main
 
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    out = tmp_path / "net.cnn"
-    assert (
-        main(
-            ["import", "torchvision_style:tiny_resnet", "--input", "3x32x32", "--args", "num_classes=7", "-o", str(out)]
-        )
-        == 0
-    )
+    out, saved = tmp_path / "net.cnn", tmp_path / "net.safetensors"
+    argv = ["import", "torchvision_style:tiny_resnet", "--input", "3x32x32", "--args", "num_classes=7", "-o", str(out)]
+    assert main([*argv, "--weights-out", str(saved)]) == 0
     names = json.loads((tmp_path / "net.weights.json").read_text())
     assert names["format"] == "cnndsl-weight-map/1"
     net = cnndsl.load(out)
     assert set(names["weights"].values()) == set(weight_specs(net))
     assert main(["check", str(out)]) == 0
     assert main(["fmt", "--check", str(out)]) == 0
-    net = cnndsl.load(out)
     assert net.output_shape == (7,)
+    model = cnndsl.build(net, "torch", weights=str(saved), train=False)  # the source's weights, renamed
+    assert set(model.state_dict()) == set(weight_specs(net))
 
 
 def test_cli_refuses_with_exit_2_and_no_traceback(monkeypatch, capsys):

@@ -62,6 +62,6 @@ def _save_weights(imported, path: str) -> None:
 
     arrays = {}
     for k, v in imported.weights.items():
-        arrays[k] = np.ascontiguousarray(v.numpy() if hasattr(v, "numpy") else np.asarray(v))
+        arrays[k] = np.array(v.numpy() if hasattr(v, "numpy") else v)  # a C-ordered copy; 0-d stays 0-d
     save_file(arrays, path)
     print(f"wrote {path} ({len(arrays)} tensors under cnndsl names)", file=sys.stderr)
