@@ -138,13 +138,15 @@ def test_imported_spec_is_formatted_and_checks(tmp_path):
         (tv.DataDependent, ["control flow", "torchvision_style.py", "if x.sum() > 0:"]),
         (tv.Unsupported, ["Softplus `act`", "torchvision_style.py", "return self.act(self.conv(x))"]),
         (tv.UnsupportedFunction, ["cumsum", "torchvision_style.py", "torch.cumsum"]),
+        (tv.SharedWeights, ["node `conv_1`", "weights are used twice", "return self.conv(self.conv(x))"]),
+        (tv.AddConstant, ["node `add`", "not a tensor computed from the input", "return self.conv(x) + 1"]),
         (tv.LinearOnMap, ["Linear `fc`", "acts on its last dim", "return self.fc(self.conv(x))"]),
         (tv.ReshapeNotFlatten, ["node `size_1`", "data-dependent shape", "x.view(x.size(0), x.size(1), -1)"]),
     ],
 )
 def test_what_cannot_be_imported_is_named(cls, words):
     with pytest.raises(ImportFailure) as e:
-        import_module(cls(), (3, 16, 16))
+        import_module(cls(), (4 if cls is tv.SharedWeights else 3, 16, 16))
     for w in words:
         assert w in str(e.value)
 

@@ -216,3 +216,21 @@ class ReshapeNotFlatten(nn.Module):
     def forward(self, x):
         x = self.conv(x)
         return x.view(x.size(0), x.size(1), -1)
+
+
+class SharedWeights(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(self.conv(x))
+
+
+class AddConstant(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x) + 1
