@@ -17,6 +17,9 @@ from .spelling import Slot
 from .structure import Layer, Merge, Scoped, walk
 
 CONTAINERS = {"Sequential", "ModuleList", "ModuleDict"}
+# Classes that say nothing about what they compute: a plain nn.Module() container, and the chain
+# classes cnndsl's own torch backend writes for labelled groups and shortcuts; named by attribute.
+ANONYMOUS = re.compile(r"Module|Chain\d*")
 RESERVED = {
     *"if else and or not true false as block let import network expect disable freeze input".split(),
     *"residual concat add mul identity max min abs round int float ceil floor make_divisible".split(),
@@ -70,7 +73,7 @@ def scope_items(items: list, depth: int = 0) -> list:
             j += 1
         inner = scope_items(items[i:j], depth + 1)
         if len(inner) == 1 and isinstance(inner[0], Scoped):  # a module that only wraps another: one scope
-            real = key[1] not in (None, "Module", *CONTAINERS)
+            real = key[1] is not None and key[1] not in CONTAINERS and not ANONYMOUS.fullmatch(key[1])
             out.append(Scoped(key[0], key[1], inner[0].items) if real else inner[0])
         else:
             out.append(Scoped(key[0], key[1], inner))
@@ -95,8 +98,8 @@ def _height(s: Scoped) -> int:
 def _class_key(s: Scoped) -> str | None:
     if s.cls in CONTAINERS:
         return None
-    if s.cls not in (None, "Module"):
-        return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", s.cls).lower()
+    if s.cls is not None and not ANONYMOUS.fullmatch(s.cls):  # InvertedResidual2 -> inverted_residual
+        return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", re.sub(r"\d+$", "", s.cls) or s.cls).lower()
     parts = s.path.split(".")
     stem = re.sub(r"_?\d+$", "", parts[-1])
     if not stem and len(parts) > 1:  # `layer1.0`: an item of a list of modules

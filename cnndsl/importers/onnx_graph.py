@@ -247,6 +247,9 @@ class _Builder:
     def constants(self, node) -> None:
         if node.op_type == "Constant":
             self.consts[node.output[0]] = numpy_helper.to_array(_attrs(node)["value"])
+        elif node.op_type == "Cast" and node.input[0] in self.consts:  # F.relu6's Clip bounds
+            to = onnx.helper.tensor_dtype_to_np_dtype(_attrs(node)["to"])
+            self.consts[node.output[0]] = self.consts[node.input[0]].astype(to)
         elif node.op_type == "Identity" and node.input[0] in self.consts:
             self.consts[node.output[0]] = self.consts[node.input[0]]
             self.alias_of[node.output[0]] = node.input[0]
