@@ -73,3 +73,28 @@ def test_cli_imports_an_onnx_file(tmp_path):
     specs = weight_specs(cnndsl.load(tmp_path / "m.cnn"))  # ONNX keeps no num_batches_tracked
     assert set(names.values()) == {k for k in specs if not k.endswith(".num_batches_tracked")}
     assert main(["fmt", "--check", str(tmp_path / "m.cnn")]) == 0
+
+
+# Ops a source format has no counterpart for: name the reason here rather than leave an op unmapped.
+NO_COUNTERPART: dict[str, dict[str, str]] = {
+    "onnx_graph": {
+        "adaptive_avgpool": "ONNX has no adaptive pooling; exporters write AveragePool or GlobalAveragePool",
+        "dropout": "an ONNX inference graph has no dropout",
+        "silu": "exported as x * Sigmoid(x), which imports as mul(identity, sigmoid)",
+    },
+    "torch_fx": {},
+    "torch_export": {},
+}
+
+
+@pytest.mark.parametrize("importer", sorted(NO_COUNTERPART))
+def test_every_op_of_the_table_has_an_importer_entry(importer):
+    """Adding an op to cnndsl/ops.py means one entry per importer table (docs/architecture.md)."""
+    import re
+
+    from cnndsl.ops import OPS
+
+    source = (Path(cnndsl.__file__).parent / "importers" / f"{importer}.py").read_text()
+    produced = set(re.findall(r'"([a-z_0-9]+)"', source))
+    missing = [op for op in OPS if op != "input" and op not in produced and op not in NO_COUNTERPART[importer]]
+    assert not missing, f"{importer} maps nothing to {missing}"
