@@ -63,7 +63,7 @@ def scope_items(items: list, depth: int = 0) -> list:
         if len(scope) <= depth:
             it = items[i]
             if isinstance(it, Merge):
-                it = Merge(it.node, [scope_items(b, depth) for b in it.branches])
+                it = Merge(it.node, [_branch(scope_items(b, depth)) for b in it.branches])
             out.append(it)
             i += 1
             continue
@@ -79,6 +79,17 @@ def scope_items(items: list, depth: int = 0) -> list:
             out.append(Scoped(key[0], key[1], inner))
         i = j
     return out
+
+
+def _anonymous(cls: str | None) -> bool:
+    return cls is None or cls in CONTAINERS or bool(ANONYMOUS.fullmatch(cls))
+
+
+def _branch(items: list) -> list:
+    """A merge branch that is one anonymous scope (a `shortcut1` container) is just its items."""
+    if len(items) == 1 and isinstance(items[0], Scoped) and _anonymous(items[0].cls):
+        return items[0].items
+    return items
 
 
 def _scoped(items: list):
