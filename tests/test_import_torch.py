@@ -242,3 +242,10 @@ def test_cnndsl_check_never_imports_torch(tmp_path):
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_label_that_clashes_with_a_layer_name_is_left_out():
+    model = tv.LabelClash().eval()
+    imported = import_module(model, (3, 16, 16))
+    assert " as " not in imported.text
+    _same_outputs(model, imported, (3, 16, 16))

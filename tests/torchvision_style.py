@@ -234,3 +234,15 @@ class AddConstant(nn.Module):
 
     def forward(self, x):
         return self.conv(x) + 1
+
+
+class LabelClash(nn.Module):
+    """A bare conv at the top (cnndsl names it conv1) and a module used once under the attribute conv1."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3)
+        self.conv1 = nn.Sequential(nn.Conv2d(4, 4, 3), nn.ReLU())
+
+    def forward(self, x):
+        return self.conv1(self.stem(x))

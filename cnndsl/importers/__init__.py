@@ -56,11 +56,16 @@ def finish(graph: ImportGraph, source_weights: dict[str, Any], source: str) -> I
     from .writer import write_spec
 
     header = [f"Imported by `cnndsl import` from {source}." if source else "Imported by `cnndsl import`."]
-    text = write_spec(graph, header)
+    labels = True
     try:
+        text = write_spec(graph, header)
         network = parse(text)
-    except CnnError as e:  # the writer produced something the language refuses: a bug, said plainly
-        raise ImportFailure(f"internal: the written spec does not compile: {e.diagnostics[0].message}") from None
+    except CnnError as e:
+        if e.diagnostics[0].code != "E106":  # the language refuses what the writer wrote: a bug, said plainly
+            raise ImportFailure(f"internal: the written spec does not compile: {e.diagnostics[0].message}") from None
+        labels = False  # an attribute name used as a label clashes with a layer's own name: go without
+        text = write_spec(graph, header, labels=False)
+        network = parse(text)
     mapping = name_map(network, graph)
     specs = weight_specs(network)
     for src, dst in mapping.items():
@@ -72,7 +77,7 @@ def finish(graph: ImportGraph, source_weights: dict[str, Any], source: str) -> I
     expects = [f"expect params == {params:_}"]
     if len(network.output_shape) == 1:
         expects.append(f"expect output == {network.output_shape[0]}")
-    text = write_spec(graph, header, expects)
+    text = write_spec(graph, header, expects, labels)
     return Imported(graph, text, parse(text), mapping, source_weights)
 
 

@@ -38,8 +38,8 @@ class Template:
 
 
 class Writer:
-    def __init__(self, graph: ImportGraph):
-        self.graph = graph
+    def __init__(self, graph: ImportGraph, labels: bool = True):
+        self.graph, self.labels = graph, labels
         self.nodes = graph.by_name()
 
     # the three walks over an item tree
@@ -64,7 +64,7 @@ class Writer:
                 inner = self.chain(it.items, bind)
                 label = it.path.rsplit(".", 1)[-1]
                 whole = branch and len(items) == 1
-                if len(it.items) > 1 and valid_label(label) and names.count(label) == 1 and not whole:
+                if self.labels and len(it.items) > 1 and valid_label(label) and names.count(label) == 1 and not whole:
                     parts.append(f"({chr(10).join(pack(compress(inner)))}) as {label}")
                 else:
                     parts.extend(inner)
@@ -166,11 +166,11 @@ def pack(parts: list[str], width: int = 100) -> list[str]:
     return lines
 
 
-def write_spec(graph: ImportGraph, header: list[str] = (), expects: list[str] = ()) -> str:
-    """The spec text (formatted by cnndsl.fmt) for graph."""
+def write_spec(graph: ImportGraph, header: list[str] = (), expects: list[str] = (), labels: bool = True) -> str:
+    """The spec text (formatted by cnndsl.fmt) for graph; labels=False leaves out the `as` labels."""
     from ..fmt import format_text
 
-    writer = Writer(graph)
+    writer = Writer(graph, labels)
     items = scope_items(to_items(graph))
     definitions = make_blocks(items, writer)
     lines = [f"# {h}" for h in header]
