@@ -11,6 +11,7 @@ import pytest
 
 import cnndsl
 from cnndsl.analysis import macs, param_counts, weight_specs
+from cnndsl.fmt import format_text
 
 torch = pytest.importorskip("torch")
 import torchvision_style as tv  # noqa: E402
@@ -68,6 +69,7 @@ def test_round_trip_of_every_spec(path):
     assert _macs(back) == _macs(net)
     assert set(imported.name_map) == set(model.state_dict())
     assert set(imported.name_map.values()) == set(weight_specs(back))
+    assert format_text(imported.text) == imported.text
     _same_outputs(model, imported, net.input_shape)
 
 
