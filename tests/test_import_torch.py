@@ -123,6 +123,9 @@ def test_functional_calls_se_concat_and_nested_blocks():
     assert "block squeeze_excitation(c, c2)" in text and "mul(gap -> conv1x1(c)" in text
     assert "block inception" in text and "concat(" in text and "[inception]x2 as mix" in text
     assert "-> squeeze_excitation(c2, c) ->" in text  # a block inside a block, with parameters passed on
+    # `if self.use_res_connect: return x + self.conv(x)`: one block, the residual conditional
+    assert text.count("block inverted_residual") == 1 and "if stride == 1 and in_channels == c3" in text
+    assert "inverted_residual(64, 4, 24, stride=2)" in text
     _same_outputs(model, imported, (3, 32, 32))
 
 

@@ -120,7 +120,7 @@ def _class_key(s: Scoped) -> str | None:
 
 def make_blocks(items: list, writer) -> list[tuple[str, list, list[Slot], list]]:
     """Decide every Scoped (block call or group); returns the block definitions (name, params, body)."""
-    from .optional import condition, unify
+    from .optional import condition
 
     everything = list(_scoped(items))
     definitions = []
@@ -140,28 +140,43 @@ def make_blocks(items: list, writer) -> list[tuple[str, list, list[Slot], list]]
         for i, (key, _, _) in enumerate(groups):
             by_class.setdefault(key, []).append(i)
         for key, idx in by_class.items():  # a class with and without one branch (a projection shortcut)
-            if len(idx) == 2:
-                (_, a, _), (_, b, _) = groups[idx[0]], groups[idx[1]]
-                found = unify(a[0].items, b[0].items, writer) or unify(b[0].items, a[0].items, writer)
-                if found is not None:
-                    full, empty = (a, b) if found[0] is a[0].items else (b, a)
-                    groups[idx[0]] = (key, full + empty, (found[1], found[2], len(full)))
-                    groups[idx[1]] = (key, [], None)
+            for x in idx:
+                for y in idx:
+                    if x != y and groups[x][1] and groups[y][1] and groups[x][2] is None and groups[y][2] is None:
+                        merged = _unified(groups[x][1], groups[y][1], writer)
+                        if merged is not None:
+                            groups[x] = (key, *merged)
+                            groups[y] = (key, [], None)
         for key, group, optional in groups:
             if len(group) < 2:
                 continue
             name = _fresh(key, used_names)
             pad = None
-            if optional is not None:
-                merge, k, n_full = optional
+            if optional is not None and optional[3] == "shortcut":
+                merge, k, n_full, _ = optional
                 pad = (writer.optional_span(group[0].items, merge, k), set(range(n_full, len(group))))
             params, template = _parameterise(group, writer, pad)
-            if optional is not None:
+            if pad is not None:
                 merge.optional = (k, condition(group, params, pad[1], writer))
+            elif optional is not None:  # residual(X) in some instances, X in the others
+                merge, k, n_full, _ = optional
+                merge.wraps = condition(group, params, set(range(n_full)), writer, flag="skip")
             definitions.append((name, params, template, group[0].items))
             for s in group:
                 s.block = name
     return definitions
+
+
+def _unified(a: list[Scoped], b: list[Scoped], writer):
+    """(instances, how they differ) when the instances of a and b can be one block, else None."""
+    from .optional import unify, unify_residual
+
+    for kind, rule in (("shortcut", unify), ("residual", unify_residual)):
+        for full, other in ((a, b), (b, a)):
+            found = rule(full[0].items, other[0].items, writer)
+            if found is not None:
+                return full + other, (found[1], found[2], len(full), kind)
+    return None
 
 
 def _fresh(key: str, used: set[str]) -> str:

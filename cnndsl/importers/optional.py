@@ -5,7 +5,7 @@ identity in the other (torchvision's BasicBlock with and without `downsample`), 
 from __future__ import annotations
 
 from .spelling import Slot
-from .structure import Layer, Scoped
+from .structure import Layer, Merge, Scoped
 
 
 def unify(full: list, empty: list, writer):
@@ -40,6 +40,18 @@ def unify(full: list, empty: list, writer):
     return None
 
 
+def unify_residual(full: list, plain: list, writer):
+    """(full, its Merge, the body's index) if full is `residual(X)` and plain is X (MobileNetV2's block
+    with and without its shortcut)."""
+    if len(full) != 1 or not isinstance(full[0], Merge) or full[0].node.op != "add" or len(full[0].branches) != 2:
+        return None
+    branches = full[0].branches
+    if sum(not b for b in branches) != 1:
+        return None
+    k = 0 if branches[0] else 1
+    return (full, full[0], k) if writer.structure(branches[k]) == writer.structure(plain) else None
+
+
 def _in_channels(s: Scoped, writer) -> int:
     from .structure import walk
 
@@ -47,9 +59,10 @@ def _in_channels(s: Scoped, writer) -> int:
     return writer.nodes[first.inputs[0]].shape[0]
 
 
-def condition(group: list[Scoped], params: list[Slot], identity: set[int], writer) -> str:
-    """The condition under which the branch is the identity, from the block's own parameters if they
-    decide it (torchvision's rule first), else a new boolean parameter `project`."""
+def condition(group: list[Scoped], params: list[Slot], identity: set[int], writer, flag: str = "project") -> str:
+    """The condition true exactly for the instances in `identity` (whose branch is the identity, or
+    which have the residual), from the block's own parameters if they decide it (torchvision's rule
+    first), else a new boolean parameter: `not project` for a shortcut, `skip` for a residual."""
     names = {p.key for p in params}
     channels = [p.key for p in params if p.positional]
 
@@ -74,7 +87,8 @@ def condition(group: list[Scoped], params: list[Slot], identity: set[int], write
     for text, test in candidates:
         if all(test(s) == (i in identity) for i, s in enumerate(group)):
             return text
-    params.append(Slot("project", None, False))
+    negate = flag == "project"
+    params.append(Slot(flag, None, False))
     for i, s in enumerate(group):
-        s.args.append(Slot("project", i not in identity, False))
-    return "not project"
+        s.args.append(Slot(flag, (i not in identity) if negate else (i in identity), False))
+    return f"not {flag}" if negate else flag

@@ -88,6 +88,10 @@ class Writer:
     def merge(self, it: Merge, bind) -> str:
         if isinstance(bind, Recorder) and getattr(bind, "mark", (None,))[0] is it:
             return self._marked(it, bind)
+        wraps = getattr(it, "wraps", None)
+        if wraps is not None:  # residual in some instances of a block only: the body written once, used twice
+            body = self.branch_text(next(b for b in it.branches if b), bind)
+            return f"(residual({body}) if {wraps} else ({body}))"
         texts = [self.branch_text(b, bind) for b in it.branches]
         optional = getattr(it, "optional", None)
         if optional is not None:  # a block whose instances differ in this branch: written conditionally
