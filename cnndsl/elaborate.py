@@ -7,33 +7,31 @@ exists, so a block can ask for `in_channels`, and a shape error is reported at
 the spec line that caused it. After an error the affected tensor is poisoned
 (None): later layers on it are skipped, while independent errors elsewhere are
 still found and reported together.
+
+Three parts, one job each: binding.py matches a call's arguments to a signature (layers and blocks
+alike), graph.py adds nodes under their names and within the limits, and this module interprets:
+values, layers, chains, repeats, labels, blocks and merges.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast, ops
+from .binding import BlockWording, Parameter, Signature, Wording, bound_values
 from .diagnostics import Diagnostic, Note, did_you_mean, error, warning
 from .evaluate import BUILTINS, CONSTANTS, EvalError, Evaluator, Poisoned, describe
+from .graph import Aborted, GraphBuilder, NameScope, Tensor
 from .ir import Attrs, Frame, Node, Shape, format_shape
-from .limits import BLOCK_CALL_WORK, MAX_BLOCK_DEPTH, MAX_DIM, MAX_ELEMENTS, MAX_NODES, SCOPE_WORK, work_budget
+from .limits import BLOCK_CALL_WORK, MAX_BLOCK_DEPTH, MAX_NODES, SCOPE_WORK, work_budget
 from .modules import ModuleScope
 from .source import Span
 
 COMBINATORS = ("residual", "add", "mul", "concat")
 SHAPE_NAMES = ("in_channels", "in_height", "in_width")
-
-
-@dataclass(frozen=True)
-class Tensor:
-    name: str
-    shape: Shape
-    span: Span  # where the producing layer was written
 
 
 @dataclass
@@ -53,42 +51,6 @@ class Env:
     x: Tensor | None  # the input of the enclosing block (for in_channels); None when poisoned
 
 
-class NameScope:
-    """Hands out stable names: `conv1`, `conv2`, ... per base, inside a dotted prefix."""
-
-    def __init__(self, prefix: str = ""):
-        self.prefix = prefix
-        self.used: dict[str, Span | None] = {}
-        self.counters: dict[str, int] = {}
-
-    def fresh(self, base: str) -> str:
-        k = self.counters.get(base, 0)
-        while True:
-            k += 1
-            if f"{base}{k}" not in self.used:
-                break
-        self.counters[base] = k
-        self.used[f"{base}{k}"] = None
-        return f"{base}{k}"
-
-    def claim(self, label: str, span: Span) -> str | Diagnostic:
-        if label in self.used:
-            where = self.used[label]
-            notes = [Note(where, "first used here")] if where else []
-            return error(
-                "E106",
-                f"the name `{self.prefix}{label}` is already used in this scope",
-                span,
-                "choose another name",
-                notes,
-            )
-        self.used[label] = span
-        return label
-
-    def child(self, name: str) -> NameScope:
-        return NameScope(f"{self.prefix}{name}.")
-
-
 @dataclass(frozen=True)
 class Ctx:
     env: Env
@@ -97,54 +59,60 @@ class Ctx:
     active: tuple[str, ...] = ()  # blocks being expanded, for the recursion backstop
 
 
-class Aborted(Exception):
-    """Stops elaboration at once (expansion or work limit)."""
-
-
 @dataclass
 class Elaborator:
+    """The interpreter: applies layer expressions to tensors, through the graph builder.
+
+    Public use (frontend.py): `network_body` elaborates a spec's body from its input, `top_value`
+    evaluates a top-level value (an `expect` line), `report` adds a diagnostic; `nodes`,
+    `diagnostics` and `work` are what came out.
+    """
+
     max_nodes: int = MAX_NODES
     max_work: int | None = None  # elaboration steps; None: limits.work_budget(max_nodes)
-    nodes: list[Node] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    work: int = 0  # elaboration steps taken so far (see charge)
-    repeats: list[ast.Repeat] = field(default_factory=list)  # repeats being iterated, outermost first
     _reported: set[Diagnostic] = field(default_factory=set)
     _layers: dict[tuple, tuple[str, Attrs, Shape]] = field(default_factory=dict)  # see primitive
     _surfaces: dict[str, ops.Surface | None] = field(default_factory=dict)
+    _signatures: dict[str, Signature] = field(default_factory=dict)  # written layer name -> its signature
     _sizes: dict[Any, tuple[Any, int]] = field(default_factory=dict)  # id(expr) -> (expr, size), cached
     _block_sizes: dict[int, int] = field(default_factory=dict)  # id(BlockDef) -> static_size of its body
 
     def __post_init__(self) -> None:
         if self.max_work is None:
             self.max_work = work_budget(self.max_nodes)
+        self.graph = GraphBuilder(self.max_nodes, self.max_work, self.report)
+        self.charge = self.graph.charge
 
-    # -- work -------------------------------------------------------------------------
-    def charge(self, cost: int, span: Span) -> None:
-        """Count `cost` elaboration steps; stop with a located E107 once the budget is spent.
+    @property
+    def nodes(self) -> list[Node]:
+        return self.graph.nodes
 
-        Every path that can be taken an unbounded number of times without adding a node (a repeat
-        iteration, a block call, an evaluated expression) goes through here, so elaboration time is
-        bounded by the budget whatever the spec, not only by the number of nodes it adds.
-        """
-        if self.work + cost > self.max_work:  # a step beyond the budget is refused, not taken
-            raise Aborted(self.out_of_work(span))
-        self.work += cost
+    @property
+    def work(self) -> int:
+        """Elaboration steps taken so far (GraphBuilder.charge)."""
+        return self.graph.work
 
-    def out_of_work(self, span: Span) -> Diagnostic:
-        # Blame the outermost repeat: it multiplies all the work inside it (usually the culprit).
-        where = self.repeats[0].span if self.repeats else span
-        notes = [Note(r.span, "repeated inside this") for r in self.repeats[1:4]]
-        if where != span:
-            notes.append(Note(span, "the work ran out here"))
-        return error(
-            "E107",
-            f"the spec takes more than {self.max_work:,} elaboration steps to expand",
-            where,
-            "repeats of `identity`, zero-count repeats and empty blocks still cost work; "
-            "lower the repeat counts (raising --max-nodes raises this limit too)",
-            notes,
-        )
+    # -- the public entry points -----------------------------------------------------------
+    def network_body(self, body: ast.Body, module: ModuleScope, shape: Shape, span: Span) -> str | None:
+        """Elaborate a network body on an input of `shape`: the output node's name, or None after errors
+        (each reported). Adds the input node first."""
+        names = NameScope()
+        x = self.graph.input(shape, span, names)
+        try:
+            out = self.apply(body.expr, x, Ctx(Env(module, {}, x), names))
+        except Aborted as abort:
+            self.report(abort.args[0])
+            return None
+        except RecursionError:
+            self.report(error("E002", "the spec is nested too deeply to expand", body.span))
+            return None
+        return out.name if out is not None else None
+
+    def top_value(self, e: ast.Expr, module: ModuleScope) -> Any:
+        """A value at the top level of `module` (no input tensor in scope). Raises EvalError, Poisoned,
+        or Aborted when the work budget is spent."""
+        return self.value(e, Env(module, {}, None))
 
     def size(self, e: Any) -> int:
         """The number of AST nodes in an expression (cached): the cost of evaluating it once."""
@@ -196,9 +164,10 @@ class Elaborator:
 
     # -- layers -------------------------------------------------------------------------
     def apply(self, e: ast.Expr, x: Tensor | None, ctx: Ctx) -> Tensor | None:
-        if self.work >= self.max_work:  # charge(1), inlined: this is the elaborator's hottest path
-            raise Aborted(self.out_of_work(e.span))
-        self.work += 1
+        graph = self.graph
+        if graph.work >= graph.max_work:  # charge(1), inlined: this is the elaborator's hottest path
+            raise Aborted(graph.out_of_work(e.span))
+        graph.work += 1
         if isinstance(e, ast.Name):  # the common case first
             return self.call(e.id, (), e.span, e.span, x, ctx)
         if isinstance(e, ast.Pipe):
@@ -247,18 +216,8 @@ class Elaborator:
             )
             return None
         expected = n * self.static_size(e.body, ctx.env)
-        if len(self.nodes) + expected > self.max_nodes:
-            raise Aborted(
-                error(
-                    "E107",
-                    f"this repeat expands to at least {expected:,} layers, beyond the limit of {self.max_nodes:,}",
-                    e.span,
-                    "lower the repeat count, or raise the limit with --max-nodes",
-                )
-            )
-        if n > self.max_work - self.work:  # each iteration costs at least one step: refuse now, not later
-            raise Aborted(self.out_of_work(e.span) if self.repeats else self.too_many_iterations(e, n))
-        self.repeats.append(e)
+        self.graph.admit_repeat(e, n, expected)
+        self.graph.repeats.append(e)
         try:
             if e.var is None:  # the context stays as it is: no new one per iteration
                 for _ in range(n):
@@ -269,16 +228,8 @@ class Elaborator:
                 env = Env(ctx.env.module, {**ctx.env.values, e.var: i}, ctx.env.x)
                 x = self.apply(e.body, x, Ctx(env, ctx.names, ctx.trace, ctx.active))
         finally:
-            self.repeats.pop()
+            self.graph.repeats.pop()
         return x
-
-    def too_many_iterations(self, e: ast.Repeat, n: int) -> Diagnostic:
-        return error(
-            "E107",
-            f"this repeat runs {n:,} times, beyond the limit of {self.max_work:,} elaboration steps",
-            e.span,
-            "a repeat costs work even when it adds no layers; lower the repeat count",
-        )
 
     def static_size(self, e: ast.Expr, env: Env) -> int:
         """static_size, cached per AST node: a repeat inside a repeat asks for it at every iteration.
@@ -345,65 +296,27 @@ class Elaborator:
             self.report(error("E104", f"blocks nested more than {MAX_BLOCK_DEPTH} deep", span))
             return None
         self.charge(BLOCK_CALL_WORK + len(args) + len(definition.params), span)
-        values: dict[str, Any] = {}
-        params = [p.name for p in definition.params]
-        ok = True
-        positional = [a for a in args if a.name is None]
-        if len(positional) > len(params):
-            self.report(
-                error(
-                    "E102",
-                    f"block `{name}` takes {len(params)} arguments, got {len(positional)}",
-                    positional[len(params)].span,
-                    f"its parameters: {', '.join(params) or 'none'}",
-                )
-            )
-            ok = False
-        for p, a in zip(params, positional):
-            values[p] = Thunk(a.value, ctx.env)
-        for a in args:
-            if a.name is None:
-                continue
-            if a.name not in params:
-                hint = did_you_mean(a.name, params) or f"its parameters: {', '.join(params) or 'none'}"
-                self.report(error("E102", f"block `{name}` has no parameter `{a.name}`", a.span, hint))
-                ok = False
-            elif a.name in values:
-                self.report(error("E102", f"parameter `{a.name}` given twice", a.span))
-                ok = False
-            else:
-                values[a.name] = Thunk(a.value, ctx.env)
+        values, accept = bound_values(lambda a: Thunk(a.value, ctx.env))
+        ok = self.block_signature(name, definition).bind(args, span, accept, self.report)
         inner_env = Env(module, values, x)
-        for p in definition.params:
-            if p.name not in values:
-                if p.default is None:
-                    self.report(
-                        error(
-                            "E102",
-                            f"block `{name}` needs a value for `{p.name}`",
-                            span,
-                            f"call it as {name}({', '.join(params)})",
-                        )
-                    )
-                    ok = False
-                else:  # defaults may use earlier parameters and in_channels
-                    values[p.name] = Thunk(p.default, inner_env)
+        for p in definition.params:  # defaults may use earlier parameters and in_channels
+            if p.name not in values and p.default is not None:
+                values[p.name] = Thunk(p.default, inner_env)
         if not ok:
             return None
-        scope_name = self.claim_or_fresh(ctx.names, label, name)
+        scope_name = self.graph.claim_or_fresh(ctx.names, label, name)
         if scope_name is None:
             return None
         inner = Ctx(inner_env, ctx.names.child(scope_name), (*ctx.trace, Frame(name, span)), (*ctx.active, name))
         return self.apply(definition.body, x, inner)
 
-    def claim_or_fresh(self, names: NameScope, label, base: str) -> str | None:
-        if label is None:
-            return names.fresh(base)
-        claimed = names.claim(*label)
-        if isinstance(claimed, Diagnostic):
-            self.report(claimed)
-            return None
-        return claimed
+    def block_signature(self, name: str, definition: ast.BlockDef) -> Signature:
+        key = f"block {name} {id(definition)}"
+        hit = self._signatures.get(key)
+        if hit is None or hit[0] is not definition:
+            params = tuple(Parameter(p.name, True, p.default is None) for p in definition.params)
+            hit = self._signatures[key] = (definition, Signature(params, BlockWording(name, params)))
+        return hit[1]
 
     # -- merges -----------------------------------------------------------------------------
     def merge(self, name, args, span, x, ctx: Ctx, label) -> Tensor | None:
@@ -498,7 +411,7 @@ class Elaborator:
             notes = [Note(x.span, f"the input is {format_shape(x.shape)}")] if x.name != "input" else []
             self.report(error(err.code, err.message, where, err.hint, notes))
             return None
-        if not self.sizes_ok(op, attrs, x, shape, span):
+        if not self.graph.sizes_ok(op, attrs, x, shape, span):
             return None
         resolved = (op.name, Attrs.of(attrs), shape)
         if key is not None:
@@ -529,69 +442,42 @@ class Elaborator:
         return self._surfaces[name]
 
     def bind(self, surface: ops.Surface, written: str, args, span, env: Env) -> dict | None:
-        """Match a layer call's arguments to the op's signature; report every problem. `written` is the
-        name as the spec spells it (`conv3x3`), for messages."""
-        signature = ops.signature(surface)
-        names = [p.name for p in signature]
-        positional = [p for p in signature if p.positional]
+        """Match a layer call's arguments to the op's signature, evaluating each; report every problem.
+        `written` is the name as the spec spells it (`conv3x3`), for messages."""
+        signature = self.layer_signature(surface, written)
         given: dict[str, Any] = {}
-        ok = True
         spans: dict[str, Span] = {}
-        pos_args = [a for a in args if a.name is None]
-        if len(pos_args) > len(positional):
-            took = ", ".join(p.name for p in positional) or "no positional arguments"
-            self.report(
-                error(
-                    "E102",
-                    f"`{written}` takes {len(positional)} positional argument(s) ({took}), got {len(pos_args)}",
-                    pos_args[len(positional)].span,
-                    f"name the others, e.g. {names[-1] if names else 'stride'}=...",
-                )
-            )
-            ok = False
-        pairs = [(p.name, a) for p, a in zip(positional, pos_args)]
-        pairs += [(ops.ALIASES_KW.get(a.name, a.name), a) for a in args if a.name is not None]
-        for pname, a in pairs:
-            if pname in surface.preset:
-                self.report(error("E102", f"`{pname}` is already given by the name `{written}`", a.span))
-                ok = False
-                continue
-            if pname not in names:
-                hint = did_you_mean(pname, names) or f"`{written}` takes: {', '.join(names) or 'no arguments'}"
-                self.report(error("E102", f"`{written}` has no argument `{pname}`", a.span, hint))
-                ok = False
-                continue
-            if pname in given:
-                self.report(error("E102", f"argument `{pname}` given twice", a.span))
-                ok = False
-                continue
+
+        def accept(name: str, a: ast.Arg) -> bool:
             try:
-                given[pname] = self.value(a.value, env)
-                spans[pname] = a.span
+                given[name] = self.value(a.value, env)
             except EvalError as err:
                 self.report(err.diagnostic)
-                ok = False
+                return False
             except Poisoned:
-                ok = False
-        for p in signature:
-            if p.default is ops.REQUIRED and p.name not in given and ok:
-                self.report(
-                    error(
-                        "E102",
-                        f"`{written}` needs `{p.name}`",
-                        span,
-                        f"e.g. {written}({p.name}=...)" if not p.positional else f"e.g. {written}(64)",
-                    )
-                )
-                ok = False
+                return False
+            spans[name] = a.span
+            return True
+
+        ok = signature.bind(args, span, accept, self.report)
+        kinds = {p.name: p.kind for p in ops.signature(surface)}
         for pname, v in given.items():
-            kind = next(p.kind for p in signature if p.name == pname)
-            expected = ops.check_value(kind, v)
+            expected = ops.check_value(kinds[pname], v)
             if expected:
                 code = "E104" if isinstance(v, (int, float)) and not isinstance(v, bool) else "E103"
                 self.report(error(code, f"`{pname}` must be {expected}, got {describe(v)}", spans[pname]))
                 ok = False
         return given if ok else None
+
+    def layer_signature(self, surface: ops.Surface, written: str) -> Signature:
+        hit = self._signatures.get(written)
+        if hit is None:
+            params = tuple(Parameter(p.name, p.positional, p.default is ops.REQUIRED) for p in ops.signature(surface))
+            hit = self._signatures[written] = (
+                surface,
+                Signature(params, Wording(written, params), frozenset(surface.preset), ops.ALIASES_KW),
+            )
+        return hit[1]
 
     def implicit_flatten(self, x: Tensor, span: Span, ctx: Ctx) -> Tensor | None:
         c, h, w = x.shape
@@ -606,49 +492,8 @@ class Elaborator:
             )
         return self.emit("flatten", {}, [x], (c * h * w,), span, ctx, "flatten", None)
 
-    def sizes_ok(self, op: ops.OpDef, attrs: dict, x: Tensor, shape: Shape, span: Span) -> bool:
-        if math.prod(shape) > MAX_ELEMENTS or (len(shape) == 3 and max(shape[1:]) > MAX_DIM):
-            self.report(
-                error(
-                    "E207",
-                    f"the output {format_shape(shape)} is too large ({math.prod(shape):,} elements per sample)",
-                    span,
-                )
-            )
-            return False
-        for wname, spec in op.weights(Attrs.of(attrs), [x.shape]).items():
-            if math.prod(spec.shape) > MAX_ELEMENTS:
-                self.report(
-                    error(
-                        "E207",
-                        f"the {wname} tensor {spec.shape} is too large ({math.prod(spec.shape):,} elements)",
-                        span,
-                        "flatten a smaller feature map, e.g. pool it first",
-                    )
-                )
-                return False
-        return True
-
-    def emit(
-        self, op: str, attrs: Attrs | dict, inputs: list[Tensor], shape: Shape, span: Span, ctx: Ctx, base: str, label
-    ) -> Tensor | None:
-        if len(self.nodes) >= self.max_nodes:
-            raise Aborted(
-                error(
-                    "E107",
-                    f"the network expands to more than {self.max_nodes:,} layers",
-                    span,
-                    "raise the limit with --max-nodes if this is intended",
-                )
-            )
-        local = self.claim_or_fresh(ctx.names, label, base)
-        if local is None:
-            return None
-        name = ctx.names.prefix + local
-        attrs = attrs if isinstance(attrs, Attrs) else Attrs.of(attrs)
-        names = (inputs[0].name,) if len(inputs) == 1 else tuple([t.name for t in inputs])
-        self.nodes.append(Node(name, op, attrs, names, shape, span, ctx.trace))
-        return Tensor(name, shape, span)
+    def emit(self, op: str, attrs, inputs: list[Tensor], shape: Shape, span: Span, ctx: Ctx, base: str, label):
+        return self.graph.emit(op, attrs, inputs, shape, span, ctx.names, ctx.trace, base, label)
 
 
 def static_size(e: ast.Expr, blocks: dict | None = None, bound: frozenset = frozenset(), memo=None) -> int:

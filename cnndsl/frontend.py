@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from . import ast
 from .diagnostics import CnnError, Diagnostic, Note, did_you_mean, error, warning
-from .elaborate import Aborted, Ctx, Elaborator, Env, NameScope, Tensor
+from .elaborate import Elaborator
 from .evaluate import EvalError, Poisoned
 from .files import FileProblem, read_text
-from .ir import Attrs, Expectation, Network, Node, Shape
+from .graph import Aborted
+from .ir import Expectation, Network, Shape
 from .limits import MAX_CHANNELS, MAX_DIM, MAX_ELEMENTS, MAX_NODES, MAX_SOURCE_BYTES
 from .modules import ModuleScope, load_program
 from .source import Source, Span
@@ -106,17 +107,7 @@ def compile_text(
     nodes_ok = shape is not None and bool(bodies)
     output = "input"
     if nodes_ok:
-        x = Tensor("input", shape, Span(path, 1, 1, 1, 1))
-        el.nodes.append(Node("input", "input", Attrs(), (), shape, x.span))
-        names = NameScope()
-        names.used["input"] = None
-        try:
-            out = el.apply(bodies[0].expr, x, Ctx(Env(main, {}, x), names))
-            output = out.name if out is not None else output
-        except Aborted as abort:
-            el.report(abort.args[0])
-        except RecursionError:
-            el.report(error("E002", "the spec is nested too deeply to expand", bodies[0].span))
+        output = el.network_body(bodies[0], main, shape, Span(path, 1, 1, 1, 1)) or output
     expectations = _expectations(statements, el, main)
     spec_inputs = [s.dims for s in statements if isinstance(s, ast.Input)]
     if expectations and input_shape is not None and spec_inputs and tuple(input_shape) != spec_inputs[0]:
@@ -189,11 +180,10 @@ def check_input_dims(dims) -> str | None:
 
 def _expectations(statements, el: Elaborator, main: ModuleScope) -> tuple[Expectation, ...]:
     out = []
-    env = Env(main, {}, None)
     for s in statements:
         if isinstance(s, ast.Expect):
             try:
-                out.append(Expectation(s.metric, s.op, el.value(s.value, env), s.span))
+                out.append(Expectation(s.metric, s.op, el.top_value(s.value, main), s.span))
             except EvalError as err:
                 el.report(err.diagnostic)
             except Poisoned:
