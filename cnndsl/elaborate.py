@@ -15,7 +15,6 @@ values, layers, chains, repeats, labels, blocks and merges.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +48,7 @@ class Env:
     module: ModuleScope
     values: dict  # params and repeat variables: name -> value or Thunk
     x: Tensor | None  # the input of the enclosing block (for in_channels); None when poisoned
+    tensors: dict = field(default_factory=dict)  # named tensors (`c4 = ...`), top-level chains only
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class Elaborator:
     _signatures: dict[str, Signature] = field(default_factory=dict)  # written layer name -> its signature
     _sizes: dict[Any, tuple[Any, int]] = field(default_factory=dict)  # id(expr) -> (expr, size), cached
     _block_sizes: dict[int, int] = field(default_factory=dict)  # id(BlockDef) -> static_size of its body
+    _later: dict[str, Span] = field(default_factory=dict)  # named tensors, where each is defined
 
     def __post_init__(self) -> None:
         if self.max_work is None:
@@ -94,20 +95,120 @@ class Elaborator:
         return self.graph.work
 
     # -- the public entry points -----------------------------------------------------------
-    def network_body(self, body: ast.Body, module: ModuleScope, shape: Shape, span: Span) -> str | None:
-        """Elaborate a network body on an input of `shape`: the output node's name, or None after errors
-        (each reported). Adds the input node first."""
+    def network(
+        self,
+        chains: list[ast.TensorDef | ast.Body],
+        outputs: list[ast.Name],
+        module: ModuleScope,
+        shape: Shape,
+        span: Span,
+    ) -> tuple[str, ...] | None:
+        """Elaborate a network on an input of `shape` (its node first): the chains in order, each
+        `tensor name = chain` naming its result for the chains after it. The outputs are the tensors named in
+        `outputs`, or else the result of the one unnamed chain (the body). Returns the output node
+        names, or None after errors (each reported)."""
         names = NameScope()
         x = self.graph.input(shape, span, names)
-        try:
-            out = self.apply(body.expr, x, Ctx(Env(module, {}, x), names))
-        except Aborted as abort:
-            self.report(abort.args[0])
-            return None
-        except RecursionError:
-            self.report(error("E002", "the spec is nested too deeply to expand", body.span))
-            return None
-        return out.name if out is not None else None
+        tensors: dict[str, Tensor | None] = {}
+        defined: dict[str, Span] = {}
+        self._later = {c.name: c.name_span for c in chains if isinstance(c, ast.TensorDef)}
+        body: Tensor | None = None
+        for c in chains:
+            try:
+                out = self.apply(c.expr, x, Ctx(Env(module, {}, x, dict(tensors)), names))
+            except Aborted as abort:
+                self.report(abort.args[0])
+                return None
+            except RecursionError:
+                self.report(error("E002", "the spec is nested too deeply to expand", c.span))
+                return None
+            if isinstance(c, ast.Body):
+                body = out
+            elif self.tensor_name_ok(c, defined, module):
+                tensors[c.name], defined[c.name] = out, c.name_span
+        if not outputs:
+            return None if body is None else (body.name,)
+        return self.outputs(outputs, tensors, defined)
+
+    def tensor_name_ok(self, c: ast.TensorDef, defined: dict[str, Span], module: ModuleScope) -> bool:
+        if c.name in defined:
+            self.report(
+                error(
+                    "E106",
+                    f"the tensor `{c.name}` is named twice",
+                    c.name_span,
+                    "give each tensor its own name",
+                    [Note(defined[c.name], "first named here")],
+                )
+            )
+            return False
+        if self.is_layer_name(c.name, Env(module, {}, None)) or c.name in module.consts or c.name in SHAPE_NAMES:
+            self.report(
+                error(
+                    "E106",
+                    f"`{c.name}` already names a layer, block or constant; a tensor needs its own name",
+                    c.name_span,
+                    f"call it `{c.name}_out`",
+                )
+            )
+            return False
+        return True
+
+    def outputs(self, listed: list[ast.Name], tensors: dict, defined: dict[str, Span]) -> tuple[str, ...] | None:
+        """The node names of the tensors listed by `output`, checked: known, each once, computed by a layer."""
+        result: list[str] = []
+        seen: dict[str, ast.Name] = {}
+        ok = True
+        for n in listed:
+            if n.id not in tensors:
+                hint = did_you_mean(n.id, list(tensors)) or "name a tensor first: `tensor head = ... -> fc(10)`"
+                self.report(error("E101", f"`output`: no tensor named `{n.id}`", n.span, hint))
+                ok = False
+                continue
+            t = tensors[n.id]
+            if t is None:  # its chain had an error, already reported
+                ok = False
+                continue
+            first = seen.get(t.name)
+            if first is not None:
+                same = "is listed twice" if first.id == n.id else f"is the same tensor as `{first.id}`"
+                self.report(
+                    error(
+                        "E106",
+                        f"the output `{n.id}` {same}",
+                        n.span,
+                        "list each output once",
+                        [Note(first.span, "listed here")],
+                    )
+                )
+                ok = False
+                continue
+            if t.name == "input":
+                self.report(
+                    error("E108", f"the output `{n.id}` is the input itself", n.span, "an output is computed by layers")
+                )
+                ok = False
+                continue
+            seen[t.name] = n
+            result.append(t.name)
+        return tuple(result) if ok else None
+
+    def unused(self, outputs: tuple[str, ...]) -> None:
+        """E113 for each layer whose result reaches no output (once per unused region, at its first layer)."""
+        live = set(outputs)
+        for node in reversed(self.nodes):
+            if node.name in live:
+                live.update(node.inputs)
+        for node in self.nodes[1:]:
+            if node.name not in live and all(i in live for i in node.inputs):
+                self.report(
+                    error(
+                        "E113",
+                        f"the result of `{node.name}` is not used by any output",
+                        node.span,
+                        "list the tensor it computes in `output`, use it in a later chain, or remove it",
+                    )
+                )
 
     def top_value(self, e: ast.Expr, module: ModuleScope) -> Any:
         """A value at the top level of `module` (no input tensor in scope). Raises EvalError, Poisoned,
@@ -118,7 +219,7 @@ class Elaborator:
         """The number of AST nodes in an expression (cached): the cost of evaluating it once."""
         hit = self._sizes.get(id(e))
         if hit is None:
-            hit = self._sizes[id(e)] = (e, ast_size(e))  # the entry keeps e alive, so its id stays unique
+            hit = self._sizes[id(e)] = (e, ast.size(e))  # the entry keeps e alive, so its id stays unique
         return hit[1]
 
     # -- reporting --------------------------------------------------------------------
@@ -128,13 +229,22 @@ class Elaborator:
             self.diagnostics.append(d)
 
     def evaluator(self, env: Env) -> Evaluator:
-        return Evaluator(lambda name, span: self.lookup_value(name, span, env))
+        return Evaluator(lambda name, span: self.lookup_value(name, span, env), self.charge)
 
     def value(self, e: ast.Expr, env: Env) -> Any:
         self.charge(self.size(e), e.span)
         return self.evaluator(env).value(e)
 
     def lookup_value(self, name: str, span: Span, env: Env) -> Any:
+        if name in env.tensors and name not in env.values:
+            raise EvalError(
+                error(
+                    "E103",
+                    f"`{name}` is a named tensor, not a value",
+                    span,
+                    f"use it as a layer, e.g. `{name} -> conv3x3(64)` or `add({name}, identity)`",
+                )
+            )
         if name in env.values:
             v = env.values[name]
             if isinstance(v, Thunk):
@@ -160,7 +270,13 @@ class Elaborator:
         raise EvalError(error("E101", f"unknown name `{name}`", span, did_you_mean(name, candidates)))
 
     def is_layer_name(self, name: str, env: Env) -> bool:
-        return name in COMBINATORS or name == "identity" or name in env.module.blocks or ops.lookup(name) is not None
+        return (
+            name in COMBINATORS
+            or name == "identity"
+            or name in env.module.blocks
+            or name in env.tensors
+            or ops.lookup(name) is not None
+        )
 
     # -- layers -------------------------------------------------------------------------
     def apply(self, e: ast.Expr, x: Tensor | None, ctx: Ctx) -> Tensor | None:
@@ -225,7 +341,7 @@ class Elaborator:
                 return x
             for i in range(n):
                 self.charge(SCOPE_WORK + len(ctx.env.values), e.span)  # a new environment, copied
-                env = Env(ctx.env.module, {**ctx.env.values, e.var: i}, ctx.env.x)
+                env = Env(ctx.env.module, {**ctx.env.values, e.var: i}, ctx.env.x, ctx.env.tensors)
                 x = self.apply(e.body, x, Ctx(env, ctx.names, ctx.trace, ctx.active))
         finally:
             self.graph.repeats.pop()
@@ -237,7 +353,7 @@ class Elaborator:
         key = ("static", id(e))
         hit = self._sizes.get(key)
         if hit is None:
-            size = static_size(e, env.module.blocks, frozenset(env.values), self._block_sizes)
+            size = static_size(e, env.module.blocks, frozenset([*env.values, *env.tensors]), self._block_sizes)
             hit = self._sizes[key] = (e, size)
         return hit[1]
 
@@ -263,6 +379,12 @@ class Elaborator:
                 return self.apply(bound.expr, x, Ctx(bound.env, ctx.names, ctx.trace, ctx.active))
             self.report(error("E103", f"`{name}` is a value, not a layer", fspan))
             return None
+        if name in env.tensors:  # a named tensor: the chain continues from it, whatever came before
+            if args or label:
+                what = "takes no arguments" if args else "cannot be labelled: it is labelled by its name"
+                self.report(error("E103", f"the named tensor `{name}` {what}", span, f"write `{name} -> ...`"))
+                return None
+            return env.tensors[name]
         if name in COMBINATORS:
             return self.merge(name, args, span, x, ctx, label)
         if name == "identity":
@@ -278,7 +400,19 @@ class Elaborator:
         if name in env.module.consts or name in BUILTINS:
             self.report(error("E103", f"`{name}` is a value, not a layer", fspan))
             return None
-        candidates = [*ops.surface_names(), *env.module.blocks, *COMBINATORS, "identity"]
+        later = self._later.get(name)
+        if later is not None and name not in env.tensors:
+            self.report(
+                error(
+                    "E101",
+                    f"`{name}` is used before it is defined",
+                    fspan,
+                    "a named tensor can be used only after its line",
+                    [Note(later, f"`{name}` is defined here")],
+                )
+            )
+            return None
+        candidates = [*ops.surface_names(), *env.module.blocks, *COMBINATORS, "identity", *env.tensors]
         sized = re.match(r"^(conv|dwconv|maxpool|avgpool)[0-9x]*$", name)
         hint = did_you_mean(name, candidates)
         if sized and not hint:
@@ -532,15 +666,6 @@ def static_size(e: ast.Expr, blocks: dict | None = None, bound: frozenset = froz
         return memo[id(definition)]
 
     return size(e)
-
-
-def ast_size(e: Any) -> int:
-    """AST nodes in an expression, found generically through the dataclass fields (spans excluded)."""
-    if isinstance(e, (tuple, list)):
-        return sum(ast_size(i) for i in e)
-    if not dataclasses.is_dataclass(e) or isinstance(e, Span):
-        return 0
-    return 1 + sum(ast_size(getattr(e, f.name)) for f in dataclasses.fields(e))
 
 
 def typed(v: Any) -> Any:
