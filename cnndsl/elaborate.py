@@ -113,6 +113,7 @@ class Elaborator:
         defined: dict[str, Span] = {}
         self._later = {c.name: c.name_span for c in chains if isinstance(c, ast.TensorDef)}
         body: Tensor | None = None
+        refused: set[str] = set()  # names refused (reported): an output naming one is not reported again
         for c in chains:
             try:
                 out = self.apply(c.expr, x, Ctx(Env(module, {}, x, dict(tensors)), names))
@@ -126,9 +127,11 @@ class Elaborator:
                 body = out
             elif self.tensor_name_ok(c, defined, module):
                 tensors[c.name], defined[c.name] = out, c.name_span
+            else:
+                refused.add(c.name)
         if not outputs:
             return None if body is None else (body.name,)
-        return self.outputs(outputs, tensors, defined)
+        return self.outputs(outputs, tensors, refused)
 
     def tensor_name_ok(self, c: ast.TensorDef, defined: dict[str, Span], module: ModuleScope) -> bool:
         if c.name in defined:
@@ -154,12 +157,15 @@ class Elaborator:
             return False
         return True
 
-    def outputs(self, listed: list[ast.Name], tensors: dict, defined: dict[str, Span]) -> tuple[str, ...] | None:
+    def outputs(self, listed: list[ast.Name], tensors: dict, refused: set[str]) -> tuple[str, ...] | None:
         """The node names of the tensors listed by `output`, checked: known, each once, computed by a layer."""
         result: list[str] = []
         seen: dict[str, ast.Name] = {}
         ok = True
         for n in listed:
+            if n.id in refused:
+                ok = False
+                continue
             if n.id not in tensors:
                 hint = did_you_mean(n.id, list(tensors)) or "name a tensor first: `tensor head = ... -> fc(10)`"
                 self.report(error("E101", f"`output`: no tensor named `{n.id}`", n.span, hint))

@@ -91,7 +91,7 @@ def compile_text(
     nodes_ok = shape is not None and len(bodies) == (0 if listed else 1)
     outputs: tuple[str, ...] | None = None
     if nodes_ok:
-        wanted = [n for s in listed for n in s.names]
+        wanted = list(listed[0].names) if listed else []
         outputs = el.network(chains, wanted, main, shape, Span(path, 1, 1, 1, 1))
         if outputs and not any(d.severity == "error" for d in el.diagnostics):
             el.unused(outputs)
