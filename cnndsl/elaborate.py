@@ -30,6 +30,12 @@ from .modules import ModuleScope
 from .source import Span
 
 COMBINATORS = ("residual", "add", "mul", "concat")
+ALIGNS = ("crop", "upsample")  # merge(..., align=KIND)
+# How each alignment is written in the op table: (op name, attributes) taking a map to (h, w).
+ALIGN_OPS = {
+    "crop": lambda size: ("crop", {"size": size}),
+    "upsample": lambda size: ("upsample", {"size": size, "mode": "nearest"}),
+}
 SHAPE_NAMES = ("in_channels", "in_height", "in_width")
 
 
@@ -488,6 +494,9 @@ class Elaborator:
             exprs = [body[0].value, shortcut[0].value if shortcut else None]
             op = "add"
         else:
+            align, args = self.align_kind(name, args)
+            if align is False:
+                return None
             if any(a.name is not None for a in args) or len(args) < 2:
                 self.report(
                     error(
@@ -504,6 +513,8 @@ class Elaborator:
             ]
             exprs = [a.value for a in args]
             op = name
+            if align is not None and all(o is not None for o in outs):
+                outs = self.aligned(align, outs, span, ctx)
         if any(o is None for o in outs):
             return None
         definition = ops.OPS[op]
@@ -520,9 +531,80 @@ class Elaborator:
                     "give the residual a projection shortcut that matches the body, e.g. "
                     "`shortcut=conv1x1(C, stride=S) -> bn`"
                 )
+            elif err.code == "E203" and len(outs[0].shape) == 3:
+                hint = (
+                    f"say how to align them: `{name}(..., align=crop)` center-crops to the smallest, "
+                    f"`{name}(..., align=upsample)` upsamples to the largest"
+                )
             self.report(error(err.code, err.message, span, hint, notes))
             return None
         return self.emit(op, {}, outs, shape, span, ctx, op, label)
+
+    def align_kind(self, name: str, args) -> tuple[str | None | bool, tuple]:
+        """The `align=` of a merge (`crop` or `upsample`) and the branches without it; False after an error."""
+        given = [a for a in args if a.name == "align"]
+        rest = tuple(a for a in args if a.name != "align")
+        if not given:
+            return None, rest
+        a = given[-1]
+        if len(given) > 1:
+            self.report(error("E102", "argument `align` given twice", a.span))
+            return False, rest
+        if not (isinstance(a.value, ast.Name) and a.value.id in ALIGNS):
+            self.report(
+                error(
+                    "E102",
+                    f"`align` of `{name}` is `crop` or `upsample`",
+                    a.value.span,
+                    "`align=crop` center-crops every branch to the smallest size (U-Net); "
+                    "`align=upsample` upsamples every branch to the largest, nearest-neighbour (FPN)",
+                )
+            )
+            return False, rest
+        return a.value.id, rest
+
+    def aligned(self, align: str, outs: list[Tensor], span: Span, ctx: Ctx) -> list[Tensor | None]:
+        """The branches brought to one spatial size by explicit crop or upsample nodes (never a guess:
+        the spec said `align=`); branches already at that size are left as they are."""
+        if any(len(o.shape) != 3 for o in outs):
+            flat = next(o for o in outs if len(o.shape) != 3)
+            self.report(
+                error("E205", f"`align` needs feature maps, got {format_shape(flat.shape)}", span, "remove `align=`")
+            )
+            return [None]
+        pick = min if align == "crop" else max
+        size = (pick(o.shape[1] for o in outs), pick(o.shape[2] for o in outs))
+        out: list[Tensor | None] = []
+        for o in outs:
+            if o.shape[1:] == size:
+                out.append(o)
+                continue
+            out.append(self.resize(align, o, size, span, ctx))
+        return out
+
+    def resize(self, align: str, x: Tensor, size: tuple[int, int], span: Span, ctx: Ctx) -> Tensor | None:
+        """One crop or upsample node taking `x` to `size`, through the op table like any layer."""
+        op_name, given = ALIGN_OPS[align](size)
+        op = ops.OPS.get(op_name)
+        if op is None:
+            self.report(
+                error(
+                    "E101",
+                    f"`align={align}` needs the `{op_name}` op, which this build lacks",
+                    span,
+                    "bring the branches to one size with pooling or strides instead",
+                )
+            )
+            return None
+        attrs = {p.name: p.default for p in op.params}
+        attrs.update(given)
+        try:
+            attrs = op.resolve(attrs, [x.shape])
+            shape = op.shape(Attrs.of(attrs), [x.shape])
+        except ops.OpError as err:
+            self.report(error(err.code, err.message, span, err.hint))
+            return None
+        return self.emit(op.name, attrs, [x], shape, span, ctx, op_name, None)
 
     # -- primitives ---------------------------------------------------------------------------
     def primitive(self, surface: ops.Surface, args, span, fspan, x, ctx: Ctx, label, written: str) -> Tensor | None:
@@ -659,7 +741,8 @@ def static_size(e: ast.Expr, blocks: dict | None = None, bound: frozenset = froz
         if name is None or name == "identity" or name in bound:
             return 0
         if name in COMBINATORS:  # a bare `concat` is a Name: an error elsewhere, one layer here
-            return 1 + sum(size(a.value) for a in e.args) if isinstance(e, ast.Call) else 1
+            branches = [a for a in e.args if a.name != "align"] if isinstance(e, ast.Call) else []
+            return 1 + sum(size(a.value) for a in branches) if isinstance(e, ast.Call) else 1
         if blocks and name in blocks:
             return block_size(*blocks[name])
         return 1
