@@ -61,6 +61,14 @@ class Window:
 
 GLOBAL = "global"  # the op sees its whole input (global pooling, fc)
 
+# How an op lowers, for every backend (TVM's fusion patterns): the lowering stage
+# (cnndsl/backends/lowering.py) reads these and the flags below, never op names.
+VIEW = "view"  # no computation: the output is the input, or a reshape of it
+ELEMENTWISE = "elementwise"  # y = f(x) per element: runs in the epilogue of the kernel before it
+AFFINE = "affine"  # a per-channel y = scale * x + shift (batch norm at inference)
+MERGE = "merge"  # several inputs combined element-wise or along channels
+COMPUTE = "compute"  # a kernel of its own
+
 
 def _no_weights(attrs: Attrs, ins: list[Shape]) -> dict[str, TensorSpec]:
     return {}
@@ -94,6 +102,10 @@ class OpDef:
     macs: Callable[[Attrs, list[Shape], Shape], int] = _no_macs
     window: Callable[[Attrs, list[Shape]], Any] = _pointwise_window
     feature_map: bool = False  # needs a (C, H, W) input
+    lowering: str = COMPUTE  # VIEW, ELEMENTWISE, AFFINE, MERGE or COMPUTE
+    epilogue: bool = False  # an ELEMENTWISE op right after it runs inside its kernel
+    absorbs_affine: bool = False  # an AFFINE op right after it folds into its weights (conv/fc + bn)
+    scalar: str | None = None  # an ELEMENTWISE op's one float parameter, passed to kernels (`slope`)
     extra: dict = field(default_factory=dict)
 
     def param(self, name: str) -> Param | None:
@@ -248,6 +260,8 @@ CONV = OpDef(
     macs=_conv_macs,
     window=_window,
     feature_map=True,
+    epilogue=True,
+    absorbs_affine=True,
 )
 
 # Pooling ---------------------------------------------------------------------------
@@ -341,7 +355,11 @@ def _flatten_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
 
 
 FLATTEN = OpDef(
-    "flatten", "CxHxW to a flat vector of C*H*W (channel-major, as torch)", shape=_flatten_shape, window=_global_window
+    "flatten",
+    "CxHxW to a flat vector of C*H*W (channel-major, as torch)",
+    shape=_flatten_shape,
+    window=_global_window,
+    lowering=VIEW,
 )
 
 
@@ -369,6 +387,8 @@ FC = OpDef(
     weights=_fc_weights,
     macs=_fc_macs,
     window=_global_window,
+    epilogue=True,
+    absorbs_affine=True,
 )
 
 
@@ -388,13 +408,18 @@ BN = OpDef(
     "batch normalisation over channels (running statistics at inference)",
     (Param("eps", "positive", 1e-5), Param("momentum", "fraction", 0.1)),
     weights=_bn_weights,
+    lowering=AFFINE,
+    epilogue=True,
 )
 
-DROPOUT = OpDef("dropout", "dropout (identity at inference)", (Param("p", "fraction", 0.5, positional=True),))
+DROPOUT = OpDef(
+    "dropout", "dropout (identity at inference)", (Param("p", "fraction", 0.5, positional=True),), lowering=VIEW
+)
 
 
 def _activation(name: str, doc: str, *params: Param) -> OpDef:
-    return OpDef(name, doc, params)
+    """An element-wise op; its one float parameter, if any, is what kernels receive with its code."""
+    return OpDef(name, doc, params, lowering=ELEMENTWISE, scalar=params[0].name if params else None)
 
 
 ACTIVATIONS = [
@@ -407,8 +432,9 @@ ACTIVATIONS = [
     _activation("silu", "x * sigmoid(x) (swish)"),
     _activation("hardswish", "x * relu6(x + 3) / 6"),
     _activation("hardsigmoid", "relu6(x + 3) / 6"),
-    _activation("softmax", "softmax over channels (dim 1)"),
+    _activation("elu", "x if x > 0 else alpha * (exp(x) - 1)", Param("alpha", "float", 1.0, positional=True)),
 ]
+SOFTMAX = OpDef("softmax", "softmax over channels (dim 1)")
 
 # Merges ------------------------------------------------------------------------------
 
@@ -445,14 +471,29 @@ def _concat_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return (sum(s[0] for s in ins), *first[1:])
 
 
-ADD = OpDef("add", "element-wise sum of branches (residual connections)", arity=-1, shape=_merge_shape("add", False))
+ADD = OpDef(
+    "add",
+    "element-wise sum of branches (residual connections)",
+    arity=-1,
+    shape=_merge_shape("add", False),
+    lowering=MERGE,
+    epilogue=True,
+)
 MUL = OpDef(
     "mul",
     "element-wise product of branches; a Cx1x1 branch broadcasts (squeeze-and-excitation)",
     arity=-1,
     shape=_merge_shape("mul", True),
+    lowering=MERGE,
+    epilogue=True,
 )
-CONCAT = OpDef("concat", "concatenation of branches along channels (Inception)", arity=-1, shape=_concat_shape)
+CONCAT = OpDef(
+    "concat",
+    "concatenation of branches along channels (Inception)",
+    arity=-1,
+    shape=_concat_shape,
+    lowering=MERGE,
+)
 
 INPUT = OpDef("input", "the network input", arity=0)
 
@@ -471,6 +512,7 @@ OPS: dict[str, OpDef] = {
         BN,
         DROPOUT,
         *ACTIVATIONS,
+        SOFTMAX,
         ADD,
         MUL,
         CONCAT,
@@ -481,7 +523,7 @@ OPS: dict[str, OpDef] = {
 
 ALIASES_KW = {"k": "kernel"}  # keyword spellings: conv(64, k=3) is conv(64, kernel=3)
 ALIASES = {"linear": "fc", "batchnorm": "bn", "swish": "silu", "global_avgpool": "gap", "global_maxpool": "gmp"}
-MERGES = ("add", "mul", "concat")
+MERGES = tuple(op.name for op in OPS.values() if op.lowering == MERGE)
 _SIZED = re.compile(r"^(conv|dwconv|maxpool|avgpool)([0-9]+)(?:x([0-9]+))?$")
 
 

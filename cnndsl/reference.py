@@ -199,6 +199,7 @@ _OPS = {
     "relu": _unary(lambda x: np.maximum(x, 0)),
     "relu6": _unary(lambda x: np.clip(x, 0, 6)),
     "leaky_relu": lambda node, args, w: np.where(args[0] > 0, args[0], node.attrs["slope"] * args[0]),
+    "elu": lambda node, args, w: np.where(args[0] > 0, args[0], node.attrs["alpha"] * np.expm1(np.minimum(args[0], 0))),
     "sigmoid": _unary(_sigmoid),
     "tanh": _unary(np.tanh),
     "gelu": _unary(lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2)))),

@@ -9,18 +9,12 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-ACTIVATIONS = [
-    "relu",
-    "relu6",
-    "leaky_relu(0.2)",
-    "sigmoid",
-    "tanh",
-    "gelu",
-    "silu",
-    "hardswish",
-    "identity",
-    "dropout(0.1)",
-]
+from cnndsl.backends.lowering import elementwise_ops
+from cnndsl.ops import OPS
+
+# Every element-wise op the op table has (a new activation is generated without touching this file),
+# then two that elaborate to views.
+ACTIVATIONS = [f"{op}(0.2)" if OPS[op].scalar else op for op in elementwise_ops()] + ["identity", "dropout(0.1)"]
 
 
 @st.composite

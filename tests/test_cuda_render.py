@@ -39,12 +39,12 @@ def test_one_launch_per_layer_with_fused_epilogues_named_and_located():
     forward = source[source.index("    def forward(") :]
     assert "# line 3: conv1 conv(" in forward and "+ bn1 + relu1" in forward
     assert (
-        'conv2d(t["input"], p["conv1.weight"], p["conv1.shift"], t["relu1"], (1, 1), (1, 1), (1, 1), 1, RELU, 0.0)'
+        'conv2d(t["input"], p["conv1.weight"], p["conv1.shift"], t["relu1"], (1, 1), (1, 1), (1, 1), 1, ACT_RELU, 0.0)'
         in forward
     )
     # the residual add applies the block's final relu in its own epilogue
     assert "# line 4: add1 add() + relu2" in forward
-    assert 'add(t["bn3"], t["maxpool1"], t["relu2"], RELU, 0.0)' in forward
+    assert 'add(t["bn3"], t["maxpool1"], t["relu2"], ACT_RELU, 0.0)' in forward
     assert 't["flatten1"] = t["concat1"].reshape(n, 8)' in forward
 
 

@@ -21,7 +21,9 @@ import cnndsl  # noqa: E402
 from cnndsl import reference  # noqa: E402
 from cnndsl.analysis import param_counts, weight_specs  # noqa: E402
 from cnndsl.backends import build, render  # noqa: E402
+from cnndsl.backends.lowering import elementwise_ops  # noqa: E402
 from cnndsl.cli import main  # noqa: E402
+from cnndsl.ops import OPS  # noqa: E402
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -268,7 +270,7 @@ def test_compile_does_not_import_torch_before_it_must():
 
 # -- properties -----------------------------------------------------------------------------------
 
-ACTIVATIONS = ["relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid", "leaky_relu(0.1)"]
+ACTIVATIONS = [f"{op}(0.1)" if OPS[op].scalar else op for op in elementwise_ops()]  # every one the op table has
 
 
 @st.composite

@@ -14,81 +14,17 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 from .. import runtime
 from ..analysis.params import weight_specs
 from ..ir import Network, Node
+from ..ops import ELEMENTWISE, VIEW
+from .base import emit_all, literal, ops_lowered_as, quoted, where
 from .layout import LINE, fit_all, outputs_line
+from .lowering import Step, epilogue, plan
 from .torch_layers import tuple_literal
 
-ACTIVATIONS = {
-    "relu": "RELU",
-    "relu6": "RELU6",
-    "leaky_relu": "LEAKY_RELU",
-    "sigmoid": "SIGMOID",
-    "tanh": "TANH",
-    "gelu": "GELU",
-    "silu": "SILU",
-    "hardswish": "HARDSWISH",
-    "hardsigmoid": "HARDSIGMOID",
-}
-FOLDS_BN = ("conv", "fc")  # batch norm after these folds into their weights
-HAS_EPILOGUE = ("conv", "fc", "bn", "add", "mul")  # these launches apply an activation for free
-VIEWS = ("flatten", "dropout")  # no launch: a reshaped view, or the same buffer
-
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-@dataclass(frozen=True)
-class Step:
-    """One kernel launch: an IR node, with the batch norm and activation fused into it."""
-
-    node: Node
-    bn: Node | None = None
-    act: Node | None = None
-
-    @property
-    def nodes(self) -> tuple[Node, ...]:
-        return tuple(n for n in (self.node, self.bn, self.act) if n is not None)
-
-    @property
-    def out(self) -> str:
-        """The name of the value this launch writes: its last fused node's."""
-        return self.nodes[-1].name
-
-
-def plan(network: Network) -> tuple[Step, ...]:
-    """Group the layers into launches: fuse a node's sole consumer when it is a bn or an activation."""
-    consumers: dict[str, list[Node]] = {n.name: [] for n in network.nodes}
-    for node in network.layers:
-        for name in node.inputs:
-            consumers[name].append(node)
-
-    def sole_consumer(node: Node) -> Node | None:
-        users = consumers[node.name]
-        if node.name in network.outputs or len(users) != 1 or len(users[0].inputs) != 1:
-            return None
-        return users[0]
-
-    steps, fused = [], set()
-    for node in network.layers:
-        if node.name in fused:
-            continue
-        bn = act = None
-        if node.op in HAS_EPILOGUE:
-            last = node
-            nxt = sole_consumer(last)
-            if node.op in FOLDS_BN and nxt is not None and nxt.op == "bn":
-                bn, last = nxt, nxt
-                nxt = sole_consumer(last)
-            if nxt is not None and nxt.op in ACTIVATIONS:
-                act = nxt
-        step = Step(node, bn, act)
-        fused.update(n.name for n in step.nodes)
-        steps.append(step)
-    return tuple(steps)
-
 
 NETWORK_PART = "# ---- the network ------------------------------------------------------------------------"
 
@@ -124,7 +60,7 @@ def render(network: Network) -> str:
         "}",
         "# per-sample shape of the device buffer each launch writes",
         "BUFFERS = {",
-        *(f"    {_q(s.out)}: {_py(s.node.shape)}," for s in steps if s.node.op not in VIEWS),
+        *(f"    {_q(s.out)}: {_py(s.node.shape)}," for s in steps if not s.is_view),
         "}",
     ]
     tables = [s.node for s in steps if s.node.op == "conv" and s.node.attrs["table"] is not None]
@@ -183,8 +119,9 @@ def render(network: Network) -> str:
         "        p = self._params",
         '        t["input"] = x',
     ]
-    for step in steps:
-        lines += [f"        # {_describe(step)}", *(f"        {s}" for s in _LAUNCH[step.node.op](network, step))]
+    launches: list[str] = []
+    emit_all(steps, _LAUNCH, "cuda", _Launches(network, launches))
+    lines += launches
     lines += [f"        return {', '.join(_t(o) for o in network.outputs)}", ""]
     network_part = lines.index(NETWORK_PART)
     return "\n".join(lines[:network_part] + fit_all(lines[network_part:]))
@@ -207,7 +144,14 @@ def instantiate(module, seed: int = 0, weights=None, allow_nonfinite: bool = Fal
 
 
 # ---- per-op rendering: weight preparation and launch lines ----------------------------------
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_q, _py = quoted, literal
+
+
+class _Launches:
+    """The rendering context of the launch emitters: the network, and the forward's lines so far."""
+
+    def __init__(self, network: Network, lines: list[str]):
+        self.network, self.lines = network, lines
 
 
 def _call_lines(several: bool) -> list[str]:
@@ -248,34 +192,28 @@ def _call_lines(several: bool) -> list[str]:
     ]
 
 
-def _q(name: str) -> str:
-    """A node or weight name as a string literal; only validated dotted identifiers get here."""
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"not a node name: {name!r}")
-    return f'"{name}"'
-
-
 def _t(name: str) -> str:
     return f"t[{_q(name)}]"
 
 
 def _act(step: Step | None) -> str:
-    """The `act, alpha` launch arguments of a fused activation."""
-    if step is None or step.act is None:
-        return "NONE, 0.0"
-    return f"{ACTIVATIONS[step.act.op]}, {_py(step.act.attrs.get('slope', 0.0))}"
+    """The `act, alpha` launch arguments: the step's fused activation (or its own, for an element-wise op)."""
+    if step is None:
+        return "ACT_NONE, 0.0"
+    code, scalar = epilogue(step)
+    return f"{code}, {_py(scalar)}"
 
 
 def _bn_ref(bn: Node) -> str:
     """A batch norm as the weight-preparation helpers of the model API take it: node name, eps."""
-    return f'"{bn.name}", {_py(bn.attrs["eps"])}'
+    return f"{_q(bn.name)}, {_py(bn.attrs['eps'])}"
 
 
 def _prep_folded(network: Network, step: Step) -> list[str]:
     node, a = step.node, step.node.attrs
     args = f'w, "{node.name}"'
-    if step.bn:
-        args += f", {_bn_ref(step.bn)}"
+    if step.affine:
+        args += f", {_bn_ref(step.affine)}"
     if node.op == "conv" and a["table"] is not None:
         args += f", table=TABLES[{_q(node.name)}], in_channels={network.node(node.inputs[0]).shape[0]}"
     return [
@@ -351,21 +289,20 @@ def _launch_concat(network: Network, step: Step) -> list[str]:
 
 
 def _launch_activation(network: Network, step: Step) -> list[str]:
-    node = step.node
-    return [
-        f"activation({_t(node.inputs[0])}, {_t(step.out)}, {ACTIVATIONS[node.op]}, {_py(node.attrs.get('slope', 0.0))})"
-    ]
+    return [f"activation({_t(step.node.inputs[0])}, {_t(step.out)}, {_act(step)})"]
 
 
-def _launch_flatten(network: Network, step: Step) -> list[str]:
-    return [f"{_t(step.out)} = {_t(step.node.inputs[0])}.reshape(n, {step.node.shape[0]})"]
+def _launch_view(network: Network, step: Step) -> list[str]:
+    """No launch: the same device buffer, reshaped where the shape changes (flatten)."""
+    src = network.node(step.node.inputs[0])
+    if src.shape == step.node.shape:
+        return [f"{_t(step.out)} = {_t(src.name)}  # {step.node.op}: identity at inference"]
+    return [f"{_t(step.out)} = {_t(src.name)}.reshape(n, {', '.join(map(str, step.node.shape))})"]
 
 
-def _launch_identity(network: Network, step: Step) -> list[str]:
-    return [f"{_t(step.out)} = {_t(step.node.inputs[0])}  # dropout: identity at inference"]
-
-
-_LAUNCH = {
+_LAUNCHERS = {
+    **{op: _launch_view for op in ops_lowered_as(VIEW)},
+    **{op: _launch_activation for op in ops_lowered_as(ELEMENTWISE)},
     "conv": _launch_conv,
     "fc": _launch_fc,
     "bn": _launch_bn,
@@ -378,32 +315,30 @@ _LAUNCH = {
     "mul": _launch_binary,
     "concat": _launch_concat,
     "softmax": lambda network, step: [f"softmax({_t(step.node.inputs[0])}, {_t(step.out)})"],
-    "flatten": _launch_flatten,
-    "dropout": _launch_identity,
-    **{op: _launch_activation for op in ACTIVATIONS},
 }
 
 
-# ---- safe text -------------------------------------------------------------------------------
-def _py(value) -> str:
-    """A Python literal for a number, bool, None or tuple of them: nothing else reaches generated code."""
-    if value is None or isinstance(value, bool):
-        return repr(value)
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str) and value in ("ones", "zeros"):
-        return f'"{value}"'
-    if isinstance(value, tuple):
-        return "(" + ", ".join(_py(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    raise TypeError(f"not a literal: {value!r}")
+def _with_comment(launcher):
+    """A launcher as an emitter: its lines, under a comment naming the spec line and what runs there."""
+
+    def emit(ctx: _Launches, step: Step) -> None:
+        ctx.lines += [f"        # {_describe(step)}", *(f"        {s}" for s in launcher(ctx.network, step))]
+
+    return emit
 
 
+# What each op becomes: one entry per op (every VIEW and ELEMENTWISE op shares its kind's launcher).
+_LAUNCH = {op: _with_comment(launcher) for op, launcher in _LAUNCHERS.items()}
+
+
+# ---- provenance ------------------------------------------------------------------------------
 def _describe(step: Step) -> str:
-    """`line 7: conv1 conv(out=64, kernel=(7, 7)) + bn1 + relu1`: the spec line and what runs there."""
+    """`line 7: conv1 conv(out=64, kernel=(7, 7)) + bn1 + relu1`: the spec line (and block file line) and what
+    runs there."""
     node = step.node
     attrs = ", ".join(f"{k}={_py(v)}" for k, v in node.attrs.items if k != "table" and _literal(v))
     fused = "".join(f" + {n.name}" for n in step.nodes[1:])
-    return f"line {node.line}: {node.name} {node.op}({attrs}){fused}"
+    return f"{where(node)}: {node.name} {node.op}({attrs}){fused}"
 
 
 def _literal(value) -> bool:

@@ -15,26 +15,16 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import dataclass, field
 
 from .. import runtime
-from ..analysis.params import weight_specs
+from ..analysis.params import node_weights, weight_specs
 from ..ir import Network, Node
+from ..ops import ELEMENTWISE, VIEW
+from .base import Namespace, emit_all, literal, ops_lowered_as, quoted, where
 from .layout import LINE, fit_all, outputs_line
+from .lowering import Step, epilogue, plan, plan_buffers
 from .torch_layers import tuple_literal
 
-ACTIVATIONS = {
-    "relu": "ACT_RELU",
-    "relu6": "ACT_RELU6",
-    "leaky_relu": "ACT_LEAKY",
-    "sigmoid": "ACT_SIGMOID",
-    "tanh": "ACT_TANH",
-    "gelu": "ACT_GELU",
-    "silu": "ACT_SILU",
-    "hardswish": "ACT_HARDSWISH",
-    "hardsigmoid": "ACT_HARDSIGMOID",
-}
-ALIASES = ("dropout", "flatten")  # no computation: the output is a view of the input
 # Up to this many steps the whole forward is one compiled function (no per-layer dispatch, which is what
 # small nets at batch 1 pay for); beyond it compiling that function costs more than dispatch ever saves
 # (ResNet-50: ~30 s more cold compile for < 1 ms of dispatch per call), so the forward is plain Python.
@@ -77,112 +67,24 @@ def conv_scratch(cin: int, in_hw: tuple[int, int], node: Node, method: str) -> i
     return 0
 
 
-# -- planning: fusion ----------------------------------------------------------------------------
-@dataclass
-class Step:
-    """One kernel call: a layer, with the batch norm and activation fused into it."""
-
-    node: Node
-    bn: Node | None = None
-    act: Node | None = None
-    out: str = ""  # the name of the value the step produces (the last fused node)
-
-    @property
-    def nodes(self) -> list[Node]:
-        return [n for n in (self.node, self.bn, self.act) if n is not None]
-
-
-def _consumers(network: Network) -> dict[str, int]:
-    counts = {n.name: 0 for n in network.nodes}
-    for n in network.layers:
-        for i in n.inputs:
-            counts[i] += 1
-    for o in network.outputs:  # an output is read once more, by the caller: never fused away or reused
-        counts[o] += 1
-    return counts
-
-
-def plan(network: Network) -> list[Step]:
-    """Group nodes into steps: conv/fc [+ bn] [+ activation], bn/add/mul [+ activation]."""
-    uses = _consumers(network)
-    only_reader = {}
-    for n in network.layers:
-        if len(n.inputs) == 1 and uses[n.inputs[0]] == 1:
-            only_reader[n.inputs[0]] = n
-    steps, taken = [], set()
-    for node in network.layers:
-        if node.name in taken:
-            continue
-        step = Step(node, out=node.name)
-        nxt = only_reader.get(node.name)
-        if node.op in ("conv", "fc") and nxt is not None and nxt.op == "bn":
-            step.bn, step.out = nxt, nxt.name
-            nxt = only_reader.get(nxt.name)
-        if node.op in ("conv", "fc", "bn", "add", "mul") and nxt is not None and nxt.op in ACTIVATIONS:
-            step.act, step.out = nxt, nxt.name
-        taken.update(n.name for n in step.nodes)
-        steps.append(step)
-    return steps
-
-
-# -- planning: memory ----------------------------------------------------------------------------
-@dataclass
-class Arena:
-    """Offsets (per sample, in floats) of every buffer in one flat arena, reused once a buffer is dead."""
-
-    live: list[tuple[int, int]] = field(default_factory=list)  # (offset, size), sorted
-    size: int = 0
-
-    def alloc(self, size: int) -> int:
-        start = 0
-        for off, sz in self.live:
-            if off - start >= size:
-                break
-            start = max(start, off + sz)
-        self.live.append((start, size))
-        self.live.sort()
-        self.size = max(self.size, start + size)
-        return start
-
-    def free(self, offset: int) -> None:
-        self.live = [b for b in self.live if b[0] != offset]
-
-
-def _ident(name: str, used: set[str]) -> str:
-    base = "t_" + name.replace(".", "_")
-    ident, k = base, 1
-    while ident in used:
-        k += 1
-        ident = f"{base}_{k}"
-    used.add(ident)
-    return ident
-
-
 def _tuple(items) -> str:
     items = [str(i) for i in items]
     return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
-
-
-def _literal(init) -> str:
-    """A weight's init: a fan-in (int) or "ones"/"zeros", written with double quotes like the rest."""
-    return str(int(init)) if isinstance(init, int) else f'"{init}"' if init in ("ones", "zeros") else repr(init)
 
 
 def _dims(shape) -> str:
     return _tuple(["n", *shape])
 
 
-class _Renderer:
-    """Walks the steps once, emitting forward statements and weight-packing statements."""
+class _Context:
+    """What rendering collects while the emitters run: forward statements, weight-packing statements,
+    the packed weights' size and the largest scratch a conv needs."""
 
-    def __init__(self, network: Network):
+    def __init__(self, network: Network, steps: tuple[Step, ...]):
         self.net = network
-        self.uses = _consumers(network)
-        self.arena = Arena()
-        self.pending: dict[int, int] = {}  # buffer offset -> reads still to come
-        self.buffer: dict[str, int | None] = {"input": None}  # value -> arena offset (None: the input x)
+        self.buffers = plan_buffers(network, steps)
+        self.names = Namespace({"x", "n", "A", "W", "S"})
         self.var: dict[str, str] = {"input": "x"}
-        self.used_idents: set[str] = {"x", "n"}
         self.fwd: list[str] = []
         self.pack: list[str] = []
         self.wsize = 0
@@ -192,210 +94,197 @@ class _Renderer:
     def shape(self, value: str):
         return self.net.node(value).shape
 
-    def bind(self, value: str, offset: int | None) -> str:
-        ident = _ident(value, self.used_idents)
-        self.var[value], self.buffer[value] = ident, offset
-        if offset is not None:
-            self.pending[offset] = self.pending.get(offset, 0) + self.uses[value]
-        return ident
-
-    def new_buffer(self, value: str) -> str:
-        shape = self.shape(value)
-        off = self.arena.alloc(math.prod(shape))
-        ident = self.bind(value, off)
-        self.fwd.append(f"{ident} = A[n * {off} : n * {off + math.prod(shape)}].reshape({_dims(shape)})")
-        return ident
-
-    def inplace_or_new(self, step: Step, operand: str) -> str:
-        """Write over operand's buffer when this step is its last reader and the shapes agree."""
-        off = self.buffer[operand]
-        reads = sum(1 for i in step.node.inputs if self.buffer[i] == off)
-        if off is not None and self.pending[off] == reads and self.shape(operand) == self.shape(step.out):
-            ident = self.bind(step.out, off)
+    def output(self, step: Step) -> str:
+        """The variable of the step's output: a new view of the arena, or its operand's (written over)."""
+        value = step.out
+        ident = self.var[value] = self.names.create(value, "t_")
+        off, shape = self.buffers.offset[value], self.shape(value)
+        if value in self.buffers.inplace:
+            operand = next(i for i in step.node.inputs if self.buffers.offset[i] == off)
             self.fwd.append(f"{ident} = {self.var[operand]}")
-            return ident
-        return self.new_buffer(step.out)
+        else:
+            self.fwd.append(f"{ident} = A[n * {off} : n * {off + math.prod(shape)}].reshape({_dims(shape)})")
+        return ident
 
-    def release(self, step: Step) -> None:
-        for i in step.node.inputs:
-            off = self.buffer[i]
-            if off is None:
-                continue
-            self.pending[off] -= 1
-            if self.pending[off] == 0:
-                self.arena.free(off)
-
-    # views
     def view3(self, value: str) -> str:
         """(N, C, H*W) view of a feature map, (N, F, 1) of a flat vector."""
         shape = self.shape(value)
-        c, rest = shape[0], math.prod(shape[1:])
-        return f"{self.var[value]}.reshape((n, {c}, {rest}))"
+        return f"{self.var[value]}.reshape((n, {shape[0]}, {math.prod(shape[1:])}))"
 
     def flat(self, value: str) -> str:
         return f"{self.var[value]}.reshape((n * {math.prod(self.shape(value))},))"
 
     # weights
-    def weight(self, shape) -> str:
+    def weight(self, shape, expr: str) -> str:
+        """Pack expr (computed when weights load) into the flat weight array; its view in the forward."""
         start, size = self.wsize, math.prod(shape)
+        self.pack.append(f"packed[{start}:{start + size}] = ({expr}).ravel()")
         self.wsize += size
         view = f"W[{start}:{start + size}]"
         return view if len(shape) == 1 else f"{view}.reshape({_tuple(shape)})"
 
-    def packing(self, shape, expr: str) -> None:
-        start = self.wsize
-        self.pack.append(f"packed[{start}:{start + math.prod(shape)}] = ({expr}).ravel()")
-
-    # the program
-    def render_steps(self) -> None:
-        steps = plan(self.net)
-        self.steps = len(steps)
-        for step in steps:
-            self.comment(step)
-            if step.node.op in ALIASES:
-                src = step.node.inputs[0]
-                ident = self.bind(step.out, self.buffer[src])
-                view = (
-                    self.var[src]
-                    if step.node.op == "dropout"
-                    else f"{self.var[src]}.reshape({_dims(self.shape(step.out))})"
-                )
-                self.fwd.append(f"{ident} = {view}")
-            else:
-                getattr(self, "op_" + step.node.op, self.op_activation)(step)
-            self.release(step)
-
     def comment(self, step: Step) -> None:
         names = " -> ".join(f"{n.name} ({n.op})" for n in step.nodes)
         shape = "x".join(map(str, self.shape(step.out)))
-        self.fwd.append("")
-        self.fwd.append(f"# line {step.node.line}: {names}: {shape}")
-        if step.bn is not None:
-            self.pack.append(f"# line {step.node.line}: {step.node.name}, {step.bn.name} folded in")
-        elif step.node.op in ("conv", "fc", "bn"):
-            self.pack.append(f"# line {step.node.line}: {step.node.name}")
+        self.fwd += ["", f"# {where(step.node)}: {names}: {shape}"]
+        if step.affine is not None:
+            self.pack.append(f"# {where(step.node)}: {step.node.name}, {step.affine.name} folded in")
+        elif node_weights(self.net, step.node):
+            self.pack.append(f"# {where(step.node)}: {step.node.name}")
 
-    def act(self, step: Step) -> str:
-        if step.act is None:
-            return "ACT_NONE, 0.0"
-        return f"{ACTIVATIONS[step.act.op]}, {float(step.act.attrs.get('slope', 0.0))!r}"
 
-    def fold_args(self, step: Step, table=None, cin: int = 0) -> str:
-        """Keyword arguments of folded_weights(): the batch norm to fold in, the connection table."""
-        args = "" if step.bn is None else f', bn="{step.bn.name}", eps={float(step.bn.attrs["eps"])!r}'
-        return args if table is None else f"{args}, table={table}, in_channels={cin}"
+def _act(step: Step) -> str:
+    code, scalar = epilogue(step)
+    return f"{code}, {literal(scalar)}"
 
-    def op_conv(self, step: Step) -> None:
-        node, a = step.node, step.node.attrs
-        src = node.inputs[0]
-        cin = self.shape(src)[0]
-        cout, oh, ow = node.shape
-        kh, kw = a["kernel"]
-        groups = a["groups"]
-        wshape = (cout, cin // groups, kh, kw)
-        table = None
-        if a["table"] is not None:  # a statement of its own, one row per line when long (as ruff format would)
-            rows = tuple(tuple(r) for r in a["table"])
-            one = f"table = {rows!r}"
-            self.pack += [one] if 8 + len(one) <= LINE else [t[8:] for t in tuple_literal(" " * 8, "table = ", rows)]
-            table = "table"
-        self.pack.append(f'w, b = folded_weights(weights, "{node.name}"{self.fold_args(step, table, cin)})')
-        self.packing(wshape, "w")
-        w = self.weight(wshape)
-        self.packing((cout,), "b")
-        b = self.weight((cout,))
-        method = conv_method(cin, node)
-        self.scratch = max(self.scratch, conv_scratch(cin, self.shape(src)[1:], node, method))
-        y = self.new_buffer(step.out)
-        (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
-        self.fwd.append(
-            f"conv2d({self.var[src]}, {w}, {b}, {y}, S, {groups}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, "
-            f"{method}, {self.act(step)})"
-        )
 
-    def op_fc(self, step: Step) -> None:
-        node = step.node
-        src = node.inputs[0]
-        fin, fout = self.shape(src)[0], node.shape[0]
-        self.pack.append(f'w, b = folded_weights(weights, "{node.name}"{self.fold_args(step)})')
-        self.packing((fin, fout), "w.T")
-        wt = self.weight((fin, fout))
-        self.packing((fout,), "b")
-        b = self.weight((fout,))
-        y = self.new_buffer(step.out)
-        self.fwd.append(f"linear({self.var[src]}, {wt}, {b}, {y}, {self.act(step)})")
+def _fold_args(step: Step, table=None, cin: int = 0) -> str:
+    """Keyword arguments of folded_weights(): the batch norm to fold in, the connection table."""
+    bn = step.affine
+    args = "" if bn is None else f", bn={quoted(bn.name)}, eps={literal(float(bn.attrs['eps']))}"
+    return args if table is None else f"{args}, table={table}, in_channels={cin}"
 
-    def op_bn(self, step: Step) -> None:
-        node = step.node
-        c = self.shape(node.inputs[0])[0]
-        self.pack.append(f'scale, shift = bn_scale_shift(weights, "{node.name}", {float(node.attrs["eps"])!r})')
-        self.packing((c,), "scale")
-        scale = self.weight((c,))
-        self.packing((c,), "shift")
-        shift = self.weight((c,))
-        src = node.inputs[0]
-        y = self.inplace_or_new(step, src)
-        self.fwd.append(f"scale_shift({self.view3(src)}, {scale}, {shift}, {self.view3(step.out)}, {self.act(step)})")
-        del y
 
-    def op_activation(self, step: Step) -> None:
-        node, src = step.node, step.node.inputs[0]
-        self.inplace_or_new(step, src)
-        if node.op == "softmax":
-            self.fwd.append(f"softmax({self.view3(src)}, {self.view3(step.out)})")
-        else:
-            fused = Step(node, act=node)
-            self.fwd.append(f"act_copy({self.flat(src)}, {self.flat(step.out)}, {self.act(fused)})")
+def _conv(r: _Context, step: Step) -> None:
+    node, a = step.node, step.node.attrs
+    src = node.inputs[0]
+    cin = r.shape(src)[0]
+    cout, oh, ow = node.shape
+    kh, kw = a["kernel"]
+    groups = a["groups"]
+    table = None
+    if a["table"] is not None:  # a statement of its own, one row per line when long (as ruff format would)
+        rows = tuple(tuple(row) for row in a["table"])
+        one = f"table = {rows!r}"
+        r.pack += [one] if 8 + len(one) <= LINE else [t[8:] for t in tuple_literal(" " * 8, "table = ", rows)]
+        table = "table"
+    r.pack.append(f"w, b = folded_weights(weights, {quoted(node.name)}{_fold_args(step, table, cin)})")
+    w = r.weight((cout, cin // groups, kh, kw), "w")
+    b = r.weight((cout,), "b")
+    method = conv_method(cin, node)
+    r.scratch = max(r.scratch, conv_scratch(cin, r.shape(src)[1:], node, method))
+    y = r.output(step)
+    (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
+    r.fwd.append(
+        f"conv2d({r.var[src]}, {w}, {b}, {y}, S, {groups}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, {method}, {_act(step)})"
+    )
 
-    def op_add(self, step: Step) -> None:
-        first, *rest = step.node.inputs
-        self.inplace_or_new(step, first)
-        acc, y = self.flat(first), self.flat(step.out)
-        for k, other in enumerate(rest):
-            act = self.act(step) if k == len(rest) - 1 else "ACT_NONE, 0.0"
-            self.fwd.append(f"add2({acc}, {self.flat(other)}, {y}, {act})")
-            acc = y
 
-    def op_mul(self, step: Step) -> None:
+def _fc(r: _Context, step: Step) -> None:
+    node = step.node
+    src = node.inputs[0]
+    fin, fout = r.shape(src)[0], node.shape[0]
+    r.pack.append(f"w, b = folded_weights(weights, {quoted(node.name)}{_fold_args(step)})")
+    wt = r.weight((fin, fout), "w.T")
+    b = r.weight((fout,), "b")
+    y = r.output(step)
+    r.fwd.append(f"linear({r.var[src]}, {wt}, {b}, {y}, {_act(step)})")
+
+
+def _affine(r: _Context, step: Step) -> None:
+    node, src = step.node, step.node.inputs[0]
+    c = r.shape(src)[0]
+    r.pack.append(f"scale, shift = bn_scale_shift(weights, {quoted(node.name)}, {literal(float(node.attrs['eps']))})")
+    scale = r.weight((c,), "scale")
+    shift = r.weight((c,), "shift")
+    r.output(step)
+    r.fwd.append(f"scale_shift({r.view3(src)}, {scale}, {shift}, {r.view3(step.out)}, {_act(step)})")
+
+
+def _view(r: _Context, step: Step) -> None:
+    src = step.node.inputs[0]
+    ident = r.var[step.out] = r.names.create(step.out, "t_")
+    view = r.var[src] if r.shape(src) == r.shape(step.out) else f"{r.var[src]}.reshape({_dims(r.shape(step.out))})"
+    r.fwd.append(f"{ident} = {view}")
+
+
+def _elementwise(r: _Context, step: Step) -> None:
+    src = step.node.inputs[0]
+    r.output(step)
+    r.fwd.append(f"act_copy({r.flat(src)}, {r.flat(step.out)}, {_act(step)})")
+
+
+def _softmax(r: _Context, step: Step) -> None:
+    src = step.node.inputs[0]
+    r.output(step)
+    r.fwd.append(f"softmax({r.view3(src)}, {r.view3(step.out)})")
+
+
+def _binary(kernel: str, view: str):
+    """add(a, b, c) is ((a + b) + c): the activation runs in the last call only."""
+
+    def emit(r: _Context, step: Step) -> None:
         inputs = step.node.inputs
-        same = [i for i in inputs if self.shape(i) == self.shape(step.out)]
-        self.inplace_or_new(step, same[0])
-        acc, y = self.view3(inputs[0]), self.view3(step.out)
+        r.output(step)
+        as_view = getattr(r, view)
+        acc, y = as_view(inputs[0]), as_view(step.out)
         for k, other in enumerate(inputs[1:]):
-            act = self.act(step) if k == len(inputs) - 2 else "ACT_NONE, 0.0"
-            self.fwd.append(f"mul2({acc}, {self.view3(other)}, {y}, {act})")
+            act = _act(step) if k == len(inputs) - 2 else "ACT_NONE, 0.0"
+            r.fwd.append(f"{kernel}({acc}, {as_view(other)}, {y}, {act})")
             acc = y
 
-    def op_concat(self, step: Step) -> None:
-        self.new_buffer(step.out)
-        c0 = 0
-        for i in step.node.inputs:
-            self.fwd.append(f"copy_channels({self.view3(i)}, {self.view3(step.out)}, {c0})")
-            c0 += self.shape(i)[0]
+    return emit
 
-    def pool(self, step: Step, kernel: str, extra: str = "") -> None:
+
+def _concat(r: _Context, step: Step) -> None:
+    r.output(step)
+    c0 = 0
+    for i in step.node.inputs:
+        r.fwd.append(f"copy_channels({r.view3(i)}, {r.view3(step.out)}, {c0})")
+        c0 += r.shape(i)[0]
+
+
+def _pool(kernel: str):
+    def emit(r: _Context, step: Step) -> None:
         a, src = step.node.attrs, step.node.inputs[0]
-        y = self.new_buffer(step.out)
+        y = r.output(step)
         (kh, kw), (sh, sw), (ph, pw) = a["kernel"], a["stride"], a["pad"]
-        self.fwd.append(f"{kernel}({self.var[src]}, {y}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}{extra})")
+        extra = f", {int(a['include_pad'])}" if "include_pad" in a.as_dict() else ""
+        r.fwd.append(f"{kernel}({r.var[src]}, {y}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}{extra})")
 
-    def op_maxpool(self, step: Step) -> None:
-        self.pool(step, "maxpool2d")
+    return emit
 
-    def op_avgpool(self, step: Step) -> None:
-        self.pool(step, "avgpool2d", f", {int(step.node.attrs['include_pad'])}")
 
-    def op_gap(self, step: Step, is_max: int = 0) -> None:
-        src = step.node.inputs[0]
-        self.new_buffer(step.out)
-        self.fwd.append(f"global_pool({self.view3(src)}, {self.view3(step.out)}, {is_max})")
+def _global_pool(is_max: int):
+    def emit(r: _Context, step: Step) -> None:
+        r.output(step)
+        r.fwd.append(f"global_pool({r.view3(step.node.inputs[0])}, {r.view3(step.out)}, {is_max})")
 
-    def op_gmp(self, step: Step) -> None:
-        self.op_gap(step, 1)
+    return emit
 
-    def op_adaptive_avgpool(self, step: Step) -> None:
-        y = self.new_buffer(step.out)
-        self.fwd.append(f"adaptive_avgpool2d({self.var[step.node.inputs[0]]}, {y})")
+
+def _adaptive_avgpool(r: _Context, step: Step) -> None:
+    y = r.output(step)
+    r.fwd.append(f"adaptive_avgpool2d({r.var[step.node.inputs[0]]}, {y})")
+
+
+# What each op becomes: one entry per op (every VIEW and ELEMENTWISE op shares its kind's emitter).
+EMIT = {
+    **{op: _view for op in ops_lowered_as(VIEW)},
+    **{op: _elementwise for op in ops_lowered_as(ELEMENTWISE)},
+    "conv": _conv,
+    "fc": _fc,
+    "bn": _affine,
+    "softmax": _softmax,
+    "add": _binary("add2", "flat"),
+    "mul": _binary("mul2", "view3"),
+    "concat": _concat,
+    "maxpool": _pool("maxpool2d"),
+    "avgpool": _pool("avgpool2d"),
+    "gap": _global_pool(0),
+    "gmp": _global_pool(1),
+    "adaptive_avgpool": _adaptive_avgpool,
+}
+
+
+def _render_network(network: Network) -> _Context:
+    steps = plan(network)
+    r = _Context(network, steps)
+    for step in steps:
+        r.comment(step)
+        emit_all((step,), EMIT, "numba", r)
+    r.steps = len(steps)
+    return r
 
 
 def _model_api() -> str:
@@ -409,11 +298,11 @@ def _kernels() -> str:
 def render(network: Network, inline_kernels: bool = True) -> str:
     """The generated module's source. inline_kernels=False imports the kernels from cnndsl instead of
     copying them: every network then shares one compiled kernel library (used by the test suite)."""
-    r = _Renderer(network)
-    r.render_steps()
+    r = _render_network(network)
     specs = weight_specs(network)
     weights = "\n".join(
-        f'    "{k}": ({tuple(s.shape)!r}, "{s.dtype}", "{s.kind}", {_literal(s.init)}),' for k, s in specs.items()
+        f'    {quoted(k)}: ({literal(tuple(s.shape))}, "{s.dtype}", "{s.kind}", {literal(s.init)}),'
+        for k, s in specs.items()
     )
     api_imports, api = runtime.split_imports(_model_api())
     if inline_kernels:
@@ -453,7 +342,7 @@ WEIGHTS = {{
 INPUT_SHAPE = {tuple(network.input_shape)!r}
 OUTPUT_SHAPE = {tuple(network.output_shape)!r}
 {outputs_line(network)}
-ARENA_FLOATS = {r.arena.size}  # per sample: every intermediate, slots reused once dead
+ARENA_FLOATS = {r.buffers.arena_floats}  # per sample: every intermediate, slots reused once dead
 SCRATCH_FLOATS = {max(r.scratch, 1)}  # the largest conv's im2col columns or wide rows (one image)
 PACKED_FLOATS = {max(r.wsize, 1)}  # every kernel and bias, batch norm folded in
 

@@ -103,6 +103,7 @@ MODULES: dict[str, Callable[[Node, list[Shape]], tuple[str, list[str]]]] = {
     "relu": _plain("nn.ReLU"),
     "relu6": _plain("nn.ReLU6"),
     "leaky_relu": lambda node, ins: ("nn.LeakyReLU", [num(node.attrs["slope"])]),
+    "elu": lambda node, ins: ("nn.ELU", [num(node.attrs["alpha"])]),
     "sigmoid": _plain("nn.Sigmoid"),
     "tanh": _plain("nn.Tanh"),
     "gelu": _plain("nn.GELU"),

@@ -41,29 +41,33 @@ FC_OUTPUTS = 32  # fc: a block computes FC_OUTPUTS features ...
 FC_SAMPLES = 8  # ... for up to FC_SAMPLES samples
 FC_DEPTH = 64  # ... staging FC_DEPTH input features of x and W in shared memory per step
 
-# Activation codes, applied in every fused epilogue (alpha: leaky_relu's slope).
-NONE, RELU, RELU6, LEAKY_RELU, SIGMOID, TANH, GELU, SILU, HARDSWISH, HARDSIGMOID = range(10)
+# Activation codes, applied in every fused epilogue: ACT_ and the op's name in the op table (the lowering
+# stage emits them by that name); alpha is the op's one float parameter (leaky_relu's slope, elu's alpha).
+ACT_NONE, ACT_RELU, ACT_RELU6, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH = range(6)
+ACT_GELU, ACT_SILU, ACT_HARDSWISH, ACT_HARDSIGMOID, ACT_ELU = range(6, 11)
 
 
 @cuda.jit(device=True)
 def activate(v, act, alpha):
-    if act == RELU:
+    if act == ACT_RELU:
         return max(v, _f32(0.0))
-    if act == RELU6:
+    if act == ACT_RELU6:
         return min(max(v, _f32(0.0)), _f32(6.0))
-    if act == LEAKY_RELU:
+    if act == ACT_LEAKY_RELU:
         return v if v > _f32(0.0) else alpha * v
-    if act == SIGMOID:
+    if act == ACT_ELU:
+        return v if v > _f32(0.0) else alpha * (_kmath.exp(v) - _f32(1.0))
+    if act == ACT_SIGMOID:
         return _f32(1.0) / (_f32(1.0) + _kmath.exp(-v))
-    if act == TANH:
+    if act == ACT_TANH:
         return _kmath.tanh(v)
-    if act == GELU:
+    if act == ACT_GELU:
         return _f32(0.5) * v * (_f32(1.0) + _kmath.erf(v * _f32(0.7071067811865476)))
-    if act == SILU:
+    if act == ACT_SILU:
         return v / (_f32(1.0) + _kmath.exp(-v))
-    if act == HARDSWISH:
+    if act == ACT_HARDSWISH:
         return v * min(max(v + _f32(3.0), _f32(0.0)), _f32(6.0)) / _f32(6.0)
-    if act == HARDSIGMOID:
+    if act == ACT_HARDSIGMOID:
         return min(max(v + _f32(3.0), _f32(0.0)), _f32(6.0)) / _f32(6.0)
     return v
 
@@ -123,7 +127,7 @@ def conv2d_kernel(x, w, shift, out, sh, sw, ph, pw, dh, dw, groups, tile_h, tile
         out[n, o, oh, ow] = activate(acc + shift[o], act, alpha)
 
 
-def conv2d(x, w, shift, out, stride, pad, dilation, groups, act=NONE, alpha=0.0):
+def conv2d(x, w, shift, out, stride, pad, dilation, groups, act=ACT_NONE, alpha=0.0):
     """Launch conv2d_kernel once: w is (out, in / groups, kh, kw), shift is (out,)."""
     n, cout, oh, ow = out.shape
     cin_g, kh, kw = w.shape[1], w.shape[2], w.shape[3]
@@ -197,7 +201,7 @@ def fc_kernel(x, w, shift, out, act, alpha):
         out[s, f] = activate(acc + shift[f], act, alpha)
 
 
-def fc(x, w, shift, out, act=NONE, alpha=0.0):
+def fc(x, w, shift, out, act=ACT_NONE, alpha=0.0):
     n, features = out.shape
     samples = min(n, FC_SAMPLES)
     grid = ((features + FC_OUTPUTS - 1) // FC_OUTPUTS, (n + samples - 1) // samples)
@@ -267,7 +271,7 @@ def affine_kernel(x, scale, shift, out, channels, spatial, act, alpha):
         out[i] = activate(x[i] * scale[c] + shift[c], act, alpha)
 
 
-def affine(x, scale, shift, out, act=NONE, alpha=0.0):
+def affine(x, scale, shift, out, act=ACT_NONE, alpha=0.0):
     """Batch norm at inference (scale and shift folded from its statistics) with an activation."""
     channels = out.shape[1]
     spatial = out.size // (out.shape[0] * channels)
@@ -306,11 +310,11 @@ def _binary(a, b, out, is_mul, act, alpha):
     )
 
 
-def add(a, b, out, act=NONE, alpha=0.0):
+def add(a, b, out, act=ACT_NONE, alpha=0.0):
     _binary(a, b, out, False, act, alpha)
 
 
-def multiply(a, b, out, act=NONE, alpha=0.0):
+def multiply(a, b, out, act=ACT_NONE, alpha=0.0):
     """a * b, where a (N, C, 1, 1) operand broadcasts over the other's H x W."""
     _binary(a, b, out, True, act, alpha)
 

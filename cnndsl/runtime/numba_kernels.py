@@ -16,8 +16,10 @@ if _nb.config.THREADING_LAYER == "default":
     _nb.config.THREADING_LAYER = "workqueue"
 
 
-ACT_NONE, ACT_RELU, ACT_RELU6, ACT_LEAKY, ACT_SIGMOID, ACT_TANH = 0, 1, 2, 3, 4, 5
-ACT_GELU, ACT_SILU, ACT_HARDSWISH, ACT_HARDSIGMOID = 6, 7, 8, 9
+# Activation codes: ACT_ and the op's name in the op table (the lowering stage emits them by that name);
+# `slope` is the op's one float parameter (leaky_relu's slope, elu's alpha).
+ACT_NONE, ACT_RELU, ACT_RELU6, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH = 0, 1, 2, 3, 4, 5
+ACT_GELU, ACT_SILU, ACT_HARDSWISH, ACT_HARDSIGMOID, ACT_ELU = 6, 7, 8, 9, 10
 
 # Below this many multiply-adds a parallel region costs more than it saves.
 PARALLEL_MACS = 1 << 20
@@ -57,8 +59,10 @@ def _act1(v, act, slope):
         return max(v, _knp.float32(0.0))
     if act == ACT_RELU6:
         return min(max(v, _knp.float32(0.0)), _knp.float32(6.0))
-    if act == ACT_LEAKY:
+    if act == ACT_LEAKY_RELU:
         return v if v > 0.0 else _knp.float32(v * slope)
+    if act == ACT_ELU:
+        return v if v > 0.0 else _knp.float32(slope * (_kmath.exp(v) - 1.0))
     if act == ACT_SIGMOID:
         return _sigmoid(v)
     if act == ACT_TANH:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 from helpers import check_agrees
 
+from cnndsl.backends.lowering import elementwise_ops
+from cnndsl.ops import OPS
+
 CASES = {
     # convolution: the tiled direct kernel in its variants, with fused epilogues
     "conv": "input 3x6x6\nconv3x3(4)",
@@ -55,7 +58,7 @@ conv3x3(4, table=[[0, 1], [2, 3, 4], [5], [0, 5]]) -> bn -> relu6 -> maxpool3(st
 -> flatten -> dropout(0.3) -> fc(7) -> hardsigmoid -> softmax""",
 }
 
-ACTIVATIONS = ["relu", "relu6", "leaky_relu(0.2)", "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid"]
+ACTIVATIONS = [f"{op}(0.2)" if OPS[op].scalar else op for op in elementwise_ops()]  # every one the op table has
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -8,9 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cnndsl
+from cnndsl.backends.lowering import elementwise_ops
 from cnndsl.diagnostics import CnnError
+from cnndsl.ops import OPS
 
-ACTIVATIONS = ["relu", "relu6", "leaky_relu(0.1)", "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid"]
+ACTIVATIONS = [f"{op}(0.1)" if OPS[op].scalar else op for op in elementwise_ops()]  # every one the op table has
 
 
 @st.composite
