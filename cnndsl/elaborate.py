@@ -122,7 +122,8 @@ class Elaborator:
         refused: set[str] = set()  # names refused (reported): an output naming one is not reported again
         for c in chains:
             try:
-                out = self.apply(c.expr, x, Ctx(Env(module, {}, x, dict(tensors)), names))
+                # one dict for every chain: a chain sees the names defined before it (no copy per statement)
+                out = self.apply(c.expr, x, Ctx(Env(module, {}, x, tensors), names))
             except Aborted as abort:
                 self.report(abort.args[0])
                 return None
@@ -365,7 +366,7 @@ class Elaborator:
         key = ("static", id(e))
         hit = self._sizes.get(key)
         if hit is None:
-            size = static_size(e, env.module.blocks, frozenset([*env.values, *env.tensors]), self._block_sizes)
+            size = static_size(e, env.module.blocks, _Bound(env.values, env.tensors), self._block_sizes)
             hit = self._sizes[key] = (e, size)
         return hit[1]
 
@@ -718,7 +719,17 @@ class Elaborator:
         return self.graph.emit(op, attrs, inputs, shape, span, ctx.names, ctx.trace, base, label)
 
 
-def static_size(e: ast.Expr, blocks: dict | None = None, bound: frozenset = frozenset(), memo=None) -> int:
+class _Bound:
+    """Names bound in an environment (parameters, repeat indexes, named tensors), tested without a copy."""
+
+    def __init__(self, *scopes: dict):
+        self.scopes = scopes
+
+    def __contains__(self, name: str) -> bool:
+        return any(name in s for s in self.scopes)
+
+
+def static_size(e: ast.Expr, blocks: dict | None = None, bound=frozenset(), memo=None) -> int:
     """A lower bound on the layers an expression expands to, without evaluating it.
 
     `blocks` (name -> (BlockDef, defining module)) lets a block call count its body, so that
