@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numba_helpers import build_shared
 
 import cnndsl
@@ -267,3 +269,62 @@ def test_verify_compares_every_output(tmp_path, monkeypatch, capsys):
     assert compare(a, (np.zeros(3), np.ones(2)), 1e-4, 1e-5)[2]
     assert not compare(a, (np.zeros(3), np.full(2, 2.0)), 1e-4, 1e-5)[2]  # the second output differs
     assert not compare(a, np.zeros(3), 1e-4, 1e-5)[2]
+
+
+# -- random graphs of named tensors ---------------------------------------------------------------
+
+
+@st.composite
+def tensor_graphs(draw):
+    """A spec of named tensors: each continues an earlier one, or merges two earlier ones (a long skip
+    or a top-down read); the outputs are a random non-empty set that covers every sink."""
+    lines, shapes, readers = ["input 3x8x8"], [], []
+    n = draw(st.integers(1, 6))
+    for i in range(n):
+        layer = draw(st.sampled_from(["conv3x3(4)", "conv1x1(4) -> bn", "relu", "conv3x3(4) -> relu"]))
+        same = [j for j in range(i) if shapes[j] == "4"]
+        if i == 0 or not same:
+            src = draw(st.sampled_from([f"t{j}" for j in range(i)])) if i else None
+            chain = f"{src} -> {layer}" if src else layer
+            shape = "4" if "conv" in layer or (src and shapes[int(src[1:])] == "4") else "3"
+            used = [int(src[1:])] if src else []
+        else:
+            a, b = draw(st.lists(st.sampled_from(same), min_size=2, max_size=2))
+            merge = draw(st.sampled_from(["add", "mul", "concat"]))
+            chain = f"{merge}(t{a} -> {layer.replace('conv1x1(4) -> bn', 'bn')}, t{b})"
+            shape = "8" if merge == "concat" else "4"
+            used = [a, b]
+        lines.append(f"tensor t{i} = {chain}")
+        shapes.append(shape)
+        readers += used
+    sinks = [i for i in range(n) if i not in readers]
+    extra = draw(st.lists(st.integers(0, n - 1), unique=True, max_size=2))
+    outs = list(dict.fromkeys([*sinks, *extra]))
+    draw(st.randoms()).shuffle(outs)
+    lines.append("output " + ", ".join(f"t{i}" for i in outs))
+    return "\n".join(lines) + "\n"
+
+
+@given(tensor_graphs())
+@settings(max_examples=25, deadline=None)
+def test_random_tensor_graphs_compile_format_and_agree_on_torch(text):
+    torch = pytest.importorskip("torch")
+    from cnndsl.backends import build
+
+    c = compile_text(text, "t.cnn")
+    if c.network is None:  # an identity-only tensor named as an output, say: refused, located
+        assert all(d.span.line >= 1 and d.hint for d in c.errors), c.errors
+        return
+    net = c.network
+    assert cnndsl.parse(format_text(text, "t.cnn")).nodes == net.nodes
+    model = build(net, "torch", seed=0).eval()
+    weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    x = np.random.default_rng(0).standard_normal((2, *net.input_shape)).astype(np.float32)
+    with torch.no_grad():
+        got = model(torch.from_numpy(x))
+    want = reference.run(net, weights, x)
+    got, want = (got, want) if len(net.outputs) > 1 else ((got,), (want,))
+    assert len(got) == len(want) == len(net.outputs)
+    for g, w, o in zip(got, want, net.outputs, strict=True):
+        assert tuple(g.shape[1:]) == net.node(o).shape
+        np.testing.assert_allclose(g.numpy(), w, rtol=1e-4, atol=1e-4)
