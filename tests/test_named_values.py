@@ -328,3 +328,13 @@ def test_random_tensor_graphs_compile_format_and_agree_on_torch(text):
     for g, w, o in zip(got, want, net.outputs, strict=True):
         assert tuple(g.shape[1:]) == net.node(o).shape
         np.testing.assert_allclose(g.numpy(), w, rtol=1e-4, atol=1e-4)
+
+
+def test_expect_outputs_pins_every_output_shape():
+    from cnndsl.analysis.judge import judge
+
+    ok = MULTI + "expect outputs == 3\nexpect outputs == ((5,), (6, 6, 6), (16, 3, 3))\nexpect output == 5\n"
+    assert [d for d in judge(Figures(cnndsl.parse(ok))) if d.severity == "error"] == []
+    bad = MULTI + "expect outputs == ((5,), (6, 6, 6), (16, 4, 4))\n"
+    [d] = [d for d in judge(Figures(cnndsl.parse(bad))) if d.severity == "error"]
+    assert d.code == "E401" and "it is 5, 6x6x6, 16x3x3" in d.message
