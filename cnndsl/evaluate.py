@@ -44,7 +44,7 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "floor": math.floor,
     "make_divisible": make_divisible,
 }
-CONSTANTS = {"same": "same", "valid": "valid"}
+CONSTANTS = {"same": "same", "valid": "valid", "nearest": "nearest", "bilinear": "bilinear"}
 
 
 def _bounded(value: Any, span: Span) -> Any:
