@@ -636,10 +636,26 @@ class Elaborator:
             return None
         if not self.graph.sizes_ok(op, attrs, x, shape, span):
             return None
+        self.check_multiplier(surface, given, x, shape, args, span)
         resolved = (op.name, Attrs.of(attrs), shape)
         if key is not None:
             self._layers[key] = resolved
         return self.emit(*resolved[:2], [x], shape, span, ctx, surface.base, label)
+
+    def check_multiplier(self, surface: ops.Surface, given: dict, x: Tensor, shape: Shape, args, span) -> None:
+        """W305: `dwconv3x3(64)` on 64 channels makes 4,096; its positional argument is the channel multiplier,
+        not the output width, which a port from nn.Conv2d(64, 64, groups=64) easily mistakes it for."""
+        m, c = given.get("multiplier", 1), x.shape[0]
+        if surface.preset.get("depthwise") and m > 1 and m == c:
+            where = next((a.span for a in args if a.name in (None, "multiplier")), span)
+            self.report(
+                warning(
+                    "W305",
+                    f"`dwconv` with multiplier {m} on {c} channels makes {shape[0]:,} channels",
+                    where,
+                    f"the argument multiplies the channels; for {c} output channels write `dwconv` with no argument",
+                )
+            )
 
     def layer_key(self, surface: ops.Surface, written: str, args, x: Tensor | None, env: Env) -> tuple | None:
         """What a primitive layer's resolution depends on, or None where it is not cached (errors, an

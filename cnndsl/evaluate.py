@@ -52,7 +52,7 @@ BUILTINS: dict[str, Callable[..., Any]] = {
 }
 LIST_FUNCS = ("len", "sum")  # builtins that take one list or tuple
 MAX_LIST = 1_000_000  # items in a computed list (range, a comprehension); the work budget bounds them too
-CONSTANTS = {"same": "same", "valid": "valid"}
+CONSTANTS = {"same": "same", "valid": "valid", "nearest": "nearest", "bilinear": "bilinear"}
 
 
 def _bounded(value: Any, span: Span) -> Any:

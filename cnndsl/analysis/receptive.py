@@ -10,17 +10,23 @@ A window op with kernel k, stride s, padding p and dilation d (effective kernel
 k' = d(k-1)+1) maps (r, j, c) to (r + (k'-1)j, j*s, c + ((k'-1)/2 - p)j).
 At a merge the field is the extent that covers every branch's field; branches whose
 centres or strides differ are reported (W302), because the merged pixels then do not
-look at the same place. Global ops (global pooling, flatten, fc, adaptive pooling to a
+look at the same place. Upsampling and transposed convolutions (`ops.Resample`) make the
+stride fractional (a `fractions.Fraction`, e.g. 1/2 after a 2x upsampling): output pixel o of
+such an op sees at most `extent` input pixels centred at `centre + o * stride`; the size is
+that largest field (which pixels reach it depends on their phase), the offset exact for pixel 0.
+Global ops (global pooling, flatten, fc, adaptive pooling to a
 different size) see the whole input: their size is None ("global") from there on.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from ..diagnostics import Diagnostic, warning
 from ..ir import Network, Node
-from ..ops import GLOBAL, OPS, Window
+from ..ops import GLOBAL, OPS, Resample, Window
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +44,35 @@ class Field:
         axis = 0 if self.size is None or self.size[0] <= self.size[1] else 1
         return {
             "size": None if self.size is None else self.size[axis],
-            "stride": self.stride[axis],
+            "stride": _num(self.stride[axis]),
             "offset": _num(self.offset[axis]),
             "size_hw": None if self.size is None else list(self.size),
-            "stride_hw": list(self.stride),
+            "stride_hw": [_num(s) for s in self.stride],
             "offset_hw": [_num(o) for o in self.offset],
         }
 
 
-def _num(x: float) -> int | float:
-    return int(x) if float(x).is_integer() else x
+def _num(x) -> int | float:
+    """An int when whole, else a float (Fractions from fractional strides become floats in JSON)."""
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def _exact(x):
+    """A whole Fraction as an int, so fields without resampling keep the int strides they always had."""
+    return int(x) if isinstance(x, Fraction) and x.denominator == 1 else x
+
+
+def _through_resample(f: Field, r: Resample) -> Field:
+    if f.size is None:
+        return f
+    size, stride, offset = [], [], []
+    for ax in (0, 1):
+        j = Fraction(f.stride[ax])
+        size.append(math.ceil(f.size[ax] + (r.extent[ax] - 1) * j))  # the largest field any phase has
+        stride.append(_exact(j * r.stride[ax]))
+        c = Fraction(f.offset[ax]).limit_denominator(1 << 30) + r.centre[ax] * j
+        offset.append(float(c))
+    return Field(tuple(size), tuple(stride), tuple(offset))
 
 
 def _through_window(f: Field, w: Window) -> Field:
@@ -57,8 +82,8 @@ def _through_window(f: Field, w: Window) -> Field:
     for ax in (0, 1):
         k = w.dilation[ax] * (w.kernel[ax] - 1) + 1
         j = f.stride[ax]
-        size.append(f.size[ax] + (k - 1) * j)
-        stride.append(j * w.stride[ax])
+        size.append(math.ceil(f.size[ax] + (k - 1) * j))  # j < 1 after upsampling: the largest field
+        stride.append(_exact(j * w.stride[ax]))
         offset.append(f.offset[ax] + ((k - 1) / 2 - w.pad[ax]) * j)
     return Field(tuple(size), tuple(stride), tuple(offset))
 
@@ -97,6 +122,8 @@ def receptive_fields(network: Network) -> dict[str, Field]:
             f = Field(None, f.stride, whole)
         elif isinstance(window, Window):
             f = _through_window(f, window)
+        elif isinstance(window, Resample):
+            f = _through_resample(f, window)
         fields[n.name] = f
     return fields
 

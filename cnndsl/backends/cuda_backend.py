@@ -232,7 +232,41 @@ def _prep_bn(network: Network, step: Step) -> list[str]:
     ]
 
 
-_PREP = {"conv": _prep_folded, "fc": _prep_folded, "bn": _prep_bn}
+def _prep_tensors(*names: str):
+    """Weights a launch takes as they are (float32, flattened per channel): `<node>.<name>` for each name."""
+
+    def prep(network: Network, step: Step) -> list[str]:
+        k = step.node.name
+        return [f'p["{k}.{t}"] = _np.ascontiguousarray(w["{k}.{t}"], _np.float32).reshape(-1)' for t in names]
+
+    return prep
+
+
+def _prep_convt(network: Network, step: Step) -> list[str]:
+    k, cout = step.node.name, step.node.shape[0]
+    bias = f'w["{k}.bias"]' if step.node.attrs["bias"] else f"_np.zeros({cout})"
+    return [
+        f'p["{k}.weight"] = _np.ascontiguousarray(w["{k}.weight"], _np.float32)',
+        f'p["{k}.shift"] = _np.asarray({bias}, _np.float32)',
+    ]
+
+
+def _prep_layer_scale(network: Network, step: Step) -> list[str]:
+    k, c = step.node.name, step.node.shape[0]
+    return [
+        f'p["{k}.scale"] = _np.asarray(w["{k}.scale"], _np.float32).reshape(-1)',
+        f'p["{k}.shift"] = _np.zeros({c}, _np.float32)',
+    ]
+
+
+_PREP = {
+    "conv": _prep_folded,
+    "fc": _prep_folded,
+    "bn": _prep_bn,
+    "layernorm": _prep_tensors("weight", "bias"),
+    "layer_scale": _prep_layer_scale,
+    "convt": _prep_convt,
+}
 
 
 def _launch_conv(network: Network, step: Step) -> list[str]:
@@ -300,6 +334,42 @@ def _launch_view(network: Network, step: Step) -> list[str]:
     return [f"{_t(step.out)} = {_t(src.name)}.reshape(n, {', '.join(map(str, step.node.shape))})"]
 
 
+def _launch_gather(network: Network, step: Step) -> list[str]:
+    """slice, shuffle and crop: one copying kernel with a channel map and a spatial offset."""
+    a, op = step.node.attrs, step.node.op
+    c0 = a["start"] if op == "slice" else 0
+    groups = a["groups"] if op == "shuffle" else 1
+    h0, w0 = a["offset"] if op == "crop" else (0, 0)
+    return [f"gather({_t(step.node.inputs[0])}, {_t(step.out)}, {c0}, {groups}, {h0}, {w0})"]
+
+
+def _launch_upsample(network: Network, step: Step) -> list[str]:
+    from ..ops import upsample_ratio
+
+    a = step.node.attrs
+    ratio = upsample_ratio(a, network.node(step.node.inputs[0]).shape[1:])
+    flags = f"{a['mode'] == 'bilinear'}, {a['align_corners']}"
+    return [f"upsample({_t(step.node.inputs[0])}, {_t(step.out)}, {_py(ratio)}, {flags})"]
+
+
+def _launch_layernorm(network: Network, step: Step) -> list[str]:
+    k = step.node.name
+    eps = _py(float(step.node.attrs["eps"]))
+    return [f'layernorm({_t(step.node.inputs[0])}, p["{k}.weight"], p["{k}.bias"], {_t(step.out)}, {eps})']
+
+
+def _launch_layer_scale(network: Network, step: Step) -> list[str]:
+    k = step.node.name
+    return [f'affine({_t(step.node.inputs[0])}, p["{k}.scale"], p["{k}.shift"], {_t(step.out)}, {_act(step)})']
+
+
+def _launch_convt(network: Network, step: Step) -> list[str]:
+    node, a = step.node, step.node.attrs
+    args = f'p["{node.name}.weight"], p["{node.name}.shift"], {_t(step.out)}'
+    geometry = f"{_py(a['stride'])}, {_py(a['pad'])}, {_py(a['dilation'])}, {a['groups']}"
+    return [f"conv_transpose2d({_t(node.inputs[0])}, {args}, {geometry}, {_act(step)})"]
+
+
 _LAUNCHERS = {
     **{op: _launch_view for op in ops_lowered_as(VIEW)},
     **{op: _launch_activation for op in ops_lowered_as(ELEMENTWISE)},
@@ -315,6 +385,13 @@ _LAUNCHERS = {
     "mul": _launch_binary,
     "concat": _launch_concat,
     "softmax": lambda network, step: [f"softmax({_t(step.node.inputs[0])}, {_t(step.out)})"],
+    "layernorm": _launch_layernorm,
+    "layer_scale": _launch_layer_scale,
+    "slice": _launch_gather,
+    "shuffle": _launch_gather,
+    "crop": _launch_gather,
+    "upsample": _launch_upsample,
+    "convt": _launch_convt,
 }
 
 

@@ -20,7 +20,7 @@ from .. import runtime
 from ..diagnostics import CnnError, error
 from ..ir import Network, Node, format_shape
 from .layout import LINE, fit_call, outputs_line
-from .torch_layers import MERGES, MODULES, table_const, tuple_literal
+from .torch_layers import MERGES, MODULES, SUPPORT, support_lines, table_const, tuple_literal
 
 INDENT = "        "  # statements inside a method
 
@@ -46,7 +46,7 @@ def _table_conv() -> str:
     return text[text.index("class TableConv2d(") :]
 
 
-_GLOBALS = {"torch", "nn", "F", "math", "TableConv2d"}
+_GLOBALS = {"torch", "nn", "F", "math", "TableConv2d", *SUPPORT}
 
 
 def _module_attributes() -> frozenset[str]:
@@ -239,6 +239,9 @@ def render(network: Network) -> str:
         out += tuple_literal("", f"{table_names[n.name]} = ", n.attrs["table"])
     if tables:
         out += ["", "", *_table_conv().strip("\n").split("\n")]
+    out += support_lines(
+        {MODULES[n.op](n, [network.node(i).shape for i in n.inputs])[0] for n in network.layers if n.op in MODULES}
+    )
     out += [
         "",
         "",
