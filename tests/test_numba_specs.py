@@ -20,7 +20,7 @@ def reduced(path: Path):
     net = cnndsl.load(path)
     if len(net.input_shape) != 3 or net.input_shape[1] * net.input_shape[2] <= 32 * 32:
         return net
-    for size in (32, 64, 96):
+    for size in (32, 64, 96, 188):  # 188: the smallest input U-Net's valid convs accept
         try:
             return cnndsl.load(path, input_shape=(net.input_shape[0], size, size))
         except cnndsl.CnnError:
