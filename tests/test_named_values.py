@@ -338,3 +338,58 @@ def test_expect_outputs_pins_every_output_shape():
     bad = MULTI + "expect outputs == ((5,), (6, 6, 6), (16, 4, 4))\n"
     [d] = [d for d in judge(Figures(cnndsl.parse(bad))) if d.severity == "error"]
     assert d.code == "E401" and "it is 5, 6x6x6, 16x3x3" in d.message
+
+
+# -- merges that align sizes --------------------------------------------------------------------------
+
+ALIGNED = """input 3x20x20
+tensor c1 = conv3x3(4, pad=valid) -> relu
+tensor c2 = c1 -> maxpool2 -> conv3x3(4, pad=valid) -> relu
+tensor u = concat(c1, c2 -> convt2x2(4, stride=2), align=crop)
+tensor p = add(c2 -> conv1x1(4), c1 -> maxpool2 -> maxpool2, align=upsample) -> conv3x3(4)
+output u, p
+"""
+
+
+def test_align_crop_and_upsample_insert_nodes_through_the_op_table():
+    net = cnndsl.parse(ALIGNED)
+    [crop] = [n for n in net.layers if n.op == "crop"]
+    assert crop.inputs == ("relu1",) and crop.shape == (4, 14, 14) and crop.attrs["size"] == (14, 14)
+    [up] = [n for n in net.layers if n.op == "upsample"]
+    assert up.shape == (4, 7, 7) and up.attrs["mode"] == "nearest"
+    assert net.output_shapes == ((8, 14, 14), (4, 7, 7))
+
+
+def test_aligned_merges_agree_on_torch_and_numba():
+    torch = pytest.importorskip("torch")
+    from cnndsl.backends import build
+
+    net = cnndsl.parse(ALIGNED)
+    weights = reference.random_weights(net, 2)
+    x = np.random.default_rng(2).standard_normal((2, *net.input_shape)).astype(np.float32)
+    want = reference.run(net, weights, x)
+    model = build(net, "torch").eval()
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in weights.items()})
+    with torch.no_grad():
+        got = model(torch.from_numpy(x))
+    numba_model = build_shared(net)
+    numba_model.load_state_dict(weights)
+    for t, n, w in zip(got, numba_model(x), want, strict=True):
+        np.testing.assert_allclose(t.numpy(), w, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(n, w, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("merge", "code", "fragment"),
+    [
+        ("concat(identity, maxpool2, align=center)", "E102", "`crop` or `upsample`"),
+        ("concat(identity, maxpool2, align=crop, align=crop)", "E102", "given twice"),
+        ("concat(identity, maxpool2, align=(2))", "E102", "`crop` or `upsample`"),
+        ("flatten -> concat(identity, identity, align=crop)", "E205", "feature maps"),
+        ("concat(identity, maxpool2)", "E203", "align=crop"),
+        ("add(identity, maxpool2)", "E203", "align=upsample"),
+    ],
+)
+def test_align_misuse(merge, code, fragment):
+    found, _ = errors(f"input 3x8x8\n{merge}\n")
+    assert found[0][0] == code and fragment in found[0][3] + found[0][4], found
