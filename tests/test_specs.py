@@ -36,6 +36,8 @@ PUBLISHED = {
     "mobilenet_v2": 3_504_872,
     "efficientnet_b0": 5_288_548,
     "resnet152": 60_192_808,
+    "convnext_tiny": 28_589_128,
+    "shufflenet_v2_x1_0": 2_278_604,
 }
 # Nets small enough to run forward at their own input size in a test; the rest run on the meta device
 # (shapes propagate, no memory, no arithmetic).
