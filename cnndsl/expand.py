@@ -11,9 +11,8 @@ from __future__ import annotations
 from . import ast
 from .fmt import Formatter, inline
 from .ir import Network, Node, format_shape
+from .ops import MERGES
 from .source import UNKNOWN_SPAN
-
-_MERGES = ("add", "mul", "concat")
 
 
 def dominators(network: Network) -> dict[str, str]:
@@ -73,7 +72,7 @@ def chain(network: Network, idom: dict[str, str], end: str, start: str) -> list[
     cur = end
     while cur != start:
         node = network.node(cur)
-        if node.op in _MERGES:
+        if node.op in MERGES:
             fork = idom[cur]
             branches = []
             for i in node.inputs:
@@ -103,7 +102,7 @@ def expand(network: Network) -> str:
     for i, (expr, node) in enumerate(items):
         text = inline(expr)
         if len(text) > 100 and isinstance(expr, ast.Call):
-            text = "\n".join(Formatter(ast.Module("", (), ())).layout(expr, 0))
+            text = "\n".join(Formatter(ast.Module("", (), ()), [], []).layout(expr, 0))
         prefix = "-> " if i else ""
         first, *rest = text.split("\n")
         lines.append(f"{prefix}{first}" + (f"  # {node.name}: {format_shape(node.shape)}" if not rest else ""))

@@ -109,6 +109,17 @@ class Network:
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
 
+    # Jupyter: the diagram and the layer table (cnndsl.notebook; nothing is imported until shown).
+    def _repr_html_(self) -> str:
+        from .notebook import html
+
+        return html(self)
+
+    def _repr_svg_(self) -> str | None:
+        from .notebook import svg
+
+        return svg(self)
+
 
 def format_shape(shape: Shape) -> str:
     return "x".join(["N", *map(str, shape)])

@@ -28,7 +28,7 @@ from .source import Source, Span
 from .syntax import parse_module
 
 STDLIB = Path(__file__).parent / "stdlib"
-RESERVED = ("residual", "add", "mul", "concat", "identity", "in_channels", "in_height", "in_width")
+RESERVED = ("residual", *ops.MERGES, "identity", "in_channels", "in_height", "in_width")
 
 # Attributes of torch.nn.Module (torch 2.x, public ones; every name starting with `_` is refused
 # anyway). A label becomes a submodule attribute in the torch backend, so these names would

@@ -68,3 +68,16 @@ def test_no_comment_line_is_longer_than_the_line_length(sources, backend):
 def test_generated_modules_are_deterministic(backend):
     for spec in SPECS[:4]:
         assert render(cnndsl.load(spec), backend) == render(cnndsl.load(spec), backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_provenance_comments_name_the_block_file_and_line(sources, backend):
+    # resnet18's basic blocks come from the standard library's resnet.cnn: a comment must say so, not
+    # quote the block's line number as if it were the spec's.
+    text = sources[f"resnet18_{backend}"].read_text(encoding="utf-8")
+    basic = next(
+        i
+        for i, line in enumerate((ROOT / "cnndsl/stdlib/resnet.cnn").read_text().splitlines(), 1)
+        if "block basic(" in line
+    )
+    assert f"(resnet.cnn line {basic + 1})" in text
