@@ -46,7 +46,7 @@ class TensorSpec:
     shape: Shape
     kind: str = "param"  # "param" (trainable) or "buffer"
     dtype: str = "float32"
-    init: int | str = "zeros"  # fan-in for torch's default uniform(+-1/sqrt(fan_in)), or "ones"/"zeros"
+    init: int | float | str = "zeros"  # fan-in for torch's uniform(+-1/sqrt(fan_in)), "ones"/"zeros", a float fill
 
 
 @dataclass(frozen=True)
@@ -567,7 +567,7 @@ SLICE = OpDef(
 
 
 def _resolve_shuffle(a: dict, ins: list[Shape]) -> dict:
-    c = ins[0][0]
+    c = _require_map("shuffle", ins[0])[0]
     if c % a["groups"]:
         raise OpError(
             "E204",

@@ -185,3 +185,26 @@ def test_dwconv_multiplier_equal_to_the_channels_warns_w305():
     assert [(d.code, d.span.line, d.span.column) for d in diags] == [("W305", 2, 26)]
     assert "4,096" in diags[0].message and diags[0].hint
     assert compile_text("input 64x8x8\ndwconv3x3 -> dwconv3x3(2)").diagnostics == []
+
+
+EVERY_NEW_OP = """
+input 4x8x8
+conv3x3(8) -> layernorm(eps=1e-6) -> layer_scale(0.5) -> stochastic_depth(0.1)
+-> concat(slice(0, 4), slice(4) -> conv1x1(4)) -> shuffle(2) -> upsample(2) -> crop(14)
+-> upsample(size=(9, 9), mode=bilinear) -> convt2x2(4, stride=2) -> relu -> gap -> flatten -> layernorm -> fc(3)
+"""
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_new_ops_script_export_and_train():
+    net = cnndsl.parse(EVERY_NEW_OP)
+    model = build(net, "torch", seed=0).eval()
+    x = torch.randn(2, *net.input_shape)
+    expected = model(x)
+    torch.testing.assert_close(torch.jit.script(model)(x), expected)
+    torch.testing.assert_close(torch.export.export(model, (x,)).module()(x), expected)
+    import io
+
+    torch.onnx.export(model, (x,), io.BytesIO(), dynamo=False)
+    model.train()(x).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())

@@ -38,6 +38,8 @@ PUBLISHED = {
     "resnet152": 60_192_808,
     "unet": 31_030_658,  # Ronneberger et al. 2015, Figure 1 (every conv with a bias)
     "resnet50_fpn": 23_508_032 + 984_064 + 2_360_320,  # torchvision resnet_fpn_backbone: body, laterals, outputs
+    "convnext_tiny": 28_589_128,
+    "shufflenet_v2_x1_0": 2_278_604,
 }
 # Nets small enough to run forward at their own input size in a test; the rest run on the meta device
 # (shapes propagate, no memory, no arithmetic).

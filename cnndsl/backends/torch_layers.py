@@ -153,7 +153,7 @@ MODULES: dict[str, Callable[[Node, list[Shape]], tuple[str, list[str]]]] = {
     "layer_scale": lambda node, ins: ("LayerScale", [_shape_literal(_per_channel(ins[0])), num(node.attrs["init"])]),
     "stochastic_depth": lambda node, ins: ("StochasticDepth", [num(node.attrs["p"])]),
     "slice": lambda node, ins: ("ChannelSlice", [num(node.attrs["start"]), num(node.attrs["end"])]),
-    "shuffle": lambda node, ins: ("nn.ChannelShuffle", [num(node.attrs["groups"])]),
+    "shuffle": lambda node, ins: ("ChannelShuffle", [num(node.attrs["groups"])]),
     "upsample": _upsample,
     "crop": lambda node, ins: (
         "CenterCrop2d",
@@ -163,7 +163,7 @@ MODULES: dict[str, Callable[[Node, list[Shape]], tuple[str, list[str]]]] = {
 }
 
 # Classes of runtime/torch_modules.py that a generated module copies in when it uses them.
-SUPPORT = ("LayerNorm2d", "LayerScale", "StochasticDepth", "ChannelSlice", "CenterCrop2d")
+SUPPORT = ("LayerNorm2d", "LayerScale", "StochasticDepth", "ChannelSlice", "ChannelShuffle", "CenterCrop2d")
 
 
 def support_lines(callees: set[str]) -> list[str]:

@@ -12,9 +12,11 @@ class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over the channels of each pixel of an NCHW tensor (torchvision's ConvNeXt LayerNorm2d)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        norm = torch.nn.functional.layer_norm  # not super().forward: TorchScript has no super()
         if x.dim() == 2:
-            return super().forward(x)
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            return norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        y = norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
 
 
 class LayerScale(nn.Module):
@@ -39,7 +41,7 @@ class StochasticDepth(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - self.p)
+        keep = x.new_empty([x.shape[0]] + [1] * (x.dim() - 1)).bernoulli_(1.0 - self.p)
         return x * keep / (1.0 - self.p)
 
 
@@ -52,6 +54,19 @@ class ChannelSlice(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, self.start : self.end]
+
+
+class ChannelShuffle(nn.Module):
+    """Channel shuffle as torchvision's ShuffleNet writes it (a view, a transpose): nn.ChannelShuffle's
+    aten::channel_shuffle has no ONNX export."""
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
 class CenterCrop2d(nn.Module):
