@@ -207,21 +207,7 @@ class Elaborator:
         return tuple(result) if ok else None
 
     def unused(self, outputs: tuple[str, ...]) -> None:
-        """E113 for each layer whose result reaches no output (once per unused region, at its first layer)."""
-        live = set(outputs)
-        for node in reversed(self.nodes):
-            if node.name in live:
-                live.update(node.inputs)
-        for node in self.nodes[1:]:
-            if node.name not in live and all(i in live for i in node.inputs):
-                self.report(
-                    error(
-                        "E113",
-                        f"the result of `{node.name}` is not used by any output",
-                        node.span,
-                        "list the tensor it computes in `output`, use it in a later chain, or remove it",
-                    )
-                )
+        self.graph.unused(outputs)
 
     def top_value(self, e: ast.Expr, module: ModuleScope) -> Any:
         """A value at the top level of `module` (no input tensor in scope). Raises EvalError, Poisoned,

@@ -143,6 +143,23 @@ class GraphBuilder:
         self.nodes.append(Node("input", "input", Attrs(), (), shape, span))
         return Tensor("input", shape, span)
 
+    def unused(self, outputs: tuple[str, ...]) -> None:
+        """E113 for each layer whose result reaches no output (once per unused region, at its first layer)."""
+        live = set(outputs)
+        for node in reversed(self.nodes):
+            if node.name in live:
+                live.update(node.inputs)
+        for node in self.nodes[1:]:
+            if node.name not in live and all(i in live for i in node.inputs):
+                self.report(
+                    error(
+                        "E113",
+                        f"the result of `{node.name}` is not used by any output",
+                        node.span,
+                        "list the tensor it computes in `output`, use it in a later chain, or remove it",
+                    )
+                )
+
     def sizes_ok(self, op: ops.OpDef, attrs: dict, x: Tensor, shape: Shape, span: Span) -> bool:
         if math.prod(shape) > MAX_ELEMENTS or (len(shape) == 3 and max(shape[1:]) > MAX_DIM):
             self.report(
