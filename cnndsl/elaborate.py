@@ -440,7 +440,8 @@ class Elaborator:
         scope_name = self.graph.claim_or_fresh(ctx.names, label, name)
         if scope_name is None:
             return None
-        inner = Ctx(inner_env, ctx.names.child(scope_name), (*ctx.trace, Frame(name, span)), (*ctx.active, name))
+        frame = Frame(name, span, ctx.names.prefix + scope_name)
+        inner = Ctx(inner_env, ctx.names.child(scope_name), (*ctx.trace, frame), (*ctx.active, name))
         return self.apply(definition.body, x, inner)
 
     def block_signature(self, name: str, definition: ast.BlockDef) -> Signature:
