@@ -591,13 +591,14 @@ SHUFFLE = OpDef(
 
 @dataclass(frozen=True)
 class Resample:
-    """A receptive-field rule for ops whose effective stride is fractional (upsampling, transposed conv):
-    output pixel o of an axis sees at most `extent` input pixels, centred at `centre + o * stride`
-    (input coordinates; Fractions, exact for output pixel 0)."""
+    """A receptive-field rule for ops whose effective stride is fractional (upsampling, transposed conv),
+    exact per output pixel: along axis ax, output pixel o reads input pixels reads(ax, o) = (first, last),
+    or None (none), and the map repeats: reads(ax, o + period[ax]) = reads(ax, o) + shift[ax]. Like a
+    window's padding, indices may lie outside the input."""
 
-    extent: tuple[int, int]
-    stride: tuple[Any, Any]
-    centre: tuple[Any, Any]
+    period: tuple[int, int]
+    shift: tuple[int, int]
+    reads: Callable[[int, int], tuple[int, int] | None]
 
 
 def _resolve_upsample(a: dict, ins: list[Shape]) -> dict:
@@ -656,24 +657,27 @@ def _upsample_window(attrs: Attrs, ins: list[Shape]):
     from fractions import Fraction
 
     size_in = ins[0][1:]
-    if tuple(size_in) == tuple(attrs["size"]) and not attrs["align_corners"]:
-        return None
-    stride, centre = [], []
+    ratios = []  # input pixels per output pixel, exactly (torch computes them in float32)
     for ax in (0, 1):
         n, o = size_in[ax], attrs["size"][ax]
         if attrs["align_corners"]:
-            r = Fraction(n - 1, o - 1) if o > 1 else Fraction(0)
+            ratios.append(Fraction(n - 1, o - 1) if o > 1 else Fraction(0))
         elif attrs["scale"] is not None:
-            r = 1 / Fraction(attrs["scale"][ax]).limit_denominator(1 << 20)
+            ratios.append(1 / Fraction(attrs["scale"][ax]).limit_denominator(1000))
         else:
-            r = Fraction(n, o)
-        stride.append(r)
-        # nearest: pixel 0 reads input 0; bilinear: it samples at (0.5 r - 0.5), clamped at 0 (torch)
-        centre.append(
-            max((r - 1) / 2, Fraction(0)) if attrs["mode"] == "bilinear" and not attrs["align_corners"] else Fraction(0)
-        )
-    extent = (1, 1) if attrs["mode"] == "nearest" else (2, 2)
-    return Resample(extent, tuple(stride), tuple(centre))
+            ratios.append(Fraction(n, o))
+    bilinear, corners = attrs["mode"] == "bilinear", attrs["align_corners"]
+
+    def reads(ax: int, o: int) -> tuple[int, int]:
+        r = ratios[ax]
+        if not bilinear:
+            i = math.floor(o * r)
+            return i, i
+        real = o * r if corners else (o + Fraction(1, 2)) * r - Fraction(1, 2)  # left clamp: a border effect
+        i = math.floor(real)
+        return i, i + (real > i)  # the second tap only where its weight is not zero
+
+    return Resample(tuple(r.denominator if r else 1 for r in ratios), tuple(r.numerator for r in ratios), reads)
 
 
 UPSAMPLE = OpDef(
@@ -797,16 +801,12 @@ def _convt_macs(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
 
 
 def _convt_window(attrs: Attrs, ins: list[Shape]):
-    from fractions import Fraction
+    def reads(ax: int, o: int) -> tuple[int, int] | None:
+        k, st, p, d = attrs["kernel"][ax], attrs["stride"][ax], attrs["pad"][ax], attrs["dilation"][ax]
+        hit = [(o + p - t * d) // st for t in range(k) if (o + p - t * d) % st == 0]  # o = i*s - p + t*d
+        return (min(hit), max(hit)) if hit else None
 
-    extent, stride, centre = [], [], []
-    for k, s, p, d in zip(attrs["kernel"], attrs["stride"], attrs["pad"], attrs["dilation"]):
-        span = d * (k - 1)  # output o reads inputs i with o + p - span <= i * s <= o + p
-        extent.append(span // s + 1)
-        stride.append(Fraction(1, s))
-        lo, hi = -((span - p) // s), p // s  # the inputs output pixel 0 reads: ceil((p - span) / s) .. p // s
-        centre.append(Fraction(lo + hi, 2))
-    return Resample(tuple(extent), tuple(stride), tuple(centre))
+    return Resample(attrs["stride"], (1, 1), reads)
 
 
 CONVT = OpDef(

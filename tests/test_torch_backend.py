@@ -286,11 +286,26 @@ def test_compile_does_not_import_torch_before_it_must():
 ACTIVATIONS = [f"{op}(0.1)" if OPS[op].scalar else op for op in elementwise_ops()]  # every one the op table has
 
 
+REACH = [
+    "layernorm",
+    "layer_scale(0.5)",
+    "stochastic_depth(0.2)",
+    "slice(0, 1)",
+    "concat(identity, identity) -> shuffle(2)",
+    "upsample(size=(9, 7))",
+    "upsample(size=(5, 8), mode=bilinear, align_corners=true)",
+    "convt3x3(3, pad=1)",
+    "convt2x2(2, bias=false)",
+]
+
+
 @st.composite
 def layer(draw, defs: list[str], depth: int = 0):
     """One layer, or a call of a block appended to defs (`in_channels` means the input of the enclosing block)."""
-    kinds = ["conv", "act", "bn", "pool", "dropout"] + (["residual", "concat", "se"] if depth < 2 else [])
+    kinds = ["conv", "act", "bn", "pool", "dropout", "reach"] + (["residual", "concat", "se"] if depth < 2 else [])
     kind = draw(st.sampled_from(kinds))
+    if kind == "reach":  # issue 14's ops, in forms valid on any input (sizes bounded)
+        return draw(st.sampled_from(REACH))
     if kind == "conv":
         k = draw(st.sampled_from([1, 3, 5]))
         stride = draw(st.sampled_from([1, 1, 2]))
