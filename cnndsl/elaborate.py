@@ -393,7 +393,8 @@ class Elaborator:
         scope_name = self.claim_or_fresh(ctx.names, label, name)
         if scope_name is None:
             return None
-        inner = Ctx(inner_env, ctx.names.child(scope_name), (*ctx.trace, Frame(name, span)), (*ctx.active, name))
+        frame = Frame(name, span, ctx.names.prefix + scope_name)
+        inner = Ctx(inner_env, ctx.names.child(scope_name), (*ctx.trace, frame), (*ctx.active, name))
         return self.apply(definition.body, x, inner)
 
     def claim_or_fresh(self, names: NameScope, label, base: str) -> str | None:

@@ -47,10 +47,12 @@ class Attrs:
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One block instantiation in a node's provenance: which block, called where."""
+    """One block instantiation in a node's provenance: which block, called where, and the dotted name
+    of the scope its nodes sit in (`layer1.basic2`), so backends can find block instances in the names."""
 
     block: str
     call: Span
+    scope: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)

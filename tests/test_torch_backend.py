@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -90,24 +91,37 @@ def test_no_spec_text_reaches_the_source():
     assert "boom" not in source and "EVIL" not in source
 
 
+def _forward_statements(source: str):
+    """(class, statement, its comment) for every statement of every forward in a generated module."""
+    tree, lines = ast.parse(source), source.splitlines()
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        for fn in (f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "forward"):
+            for stmt in fn.body:
+                line = lines[stmt.lineno - 1]
+                above = lines[stmt.lineno - 2].strip()
+                yield cls.name, stmt, line[line.index("  # ") + 2 :] if "  # " in line else above
+
+
 def test_forward_lines_carry_the_spec_line():
     source = render(cnndsl.load(SPECS / "resnet18.cnn"), "torch")
-    forward = source[source.index("def forward") :]
-    statements = [ln.strip() for ln in forward.splitlines()[1:] if ln.strip() and not ln.strip().startswith("#")]
-    assert statements[-1].startswith("return ")
-    # every statement has its comment, trailing or on the line above
-    lines = forward.splitlines()[1:]
-    for i, ln in enumerate(lines):
-        s = ln.strip()
-        if s and not s.startswith(("#", "return")):
-            assert "# line " in ln or lines[i - 1].strip().startswith("# line "), ln
+    statements = list(_forward_statements(source))
+    assert {c for c, _, _ in statements} == {"Basic", "Resnet18"}  # Chain uses nn.Sequential's forward
+    # every statement of every forward has its comment, trailing or on the line above
+    for cls, stmt, comment in statements:
+        if not isinstance(stmt, ast.Return):
+            assert comment.startswith(("# line ", "# lines ")), (cls, ast.unparse(stmt))
+    assert isinstance(statements[-1][1], ast.Return)
     assert "x = self.conv1(x)  # line 7: conv -> 64x112x112" in source
+    assert "x = self.layer1(x)  # line 8: layer1 -> 64x56x56" in source
     stdlib = (Path(cnndsl.__file__).parent / "stdlib" / "resnet.cnn").read_text().splitlines()
     conv_line = next(i for i, ln in enumerate(stdlib, 1) if "conv3x3(c, stride=stride" in ln)
-    # a block's node: the line of the call and the line in the block's own file
-    assert f"# line 8 (resnet.cnn line {conv_line}): conv -> 64x56x56" in source
-    text = "input 3x8x8\nblock b(c) {\n  conv3x3(c) -> relu\n}\nb(4) -> b(2)\n"
-    assert "# line 5 (block line 3): conv -> 4x8x8" in render(cnndsl.parse(text), "torch")
+    # a block's statement: the lines of the calls its class serves and the line in the block's own file
+    assert f"out = self.conv1(x)  # lines 8-11 (resnet.cnn line {conv_line}): conv\n" in source
+    one = "input 3x8x8\nblock b(c) {\n  conv3x3(c) -> relu\n}\nb(4)\n"
+    assert "# line 5 (block line 3): conv -> 4x8x8" in render(cnndsl.parse(one), "torch")
+    two = render(cnndsl.parse(one.replace("b(4)", "b(4) -> b(2)")), "torch")
+    assert "# line 5 (block line 3): conv\n" in two  # one class for both calls: their shapes differ
+    assert "x = self.b1(x)  # line 5: b -> 4x8x8" in two and "x = self.b2(x)  # line 5: b -> 2x8x8" in two
 
 
 # ruff sits beside the interpreter in a virtualenv that is not activated (as in CI)
@@ -415,3 +429,239 @@ def test_class_name(name, cls):
     net = cnndsl.parse(f"network {name}\ninput 3x8x8\nconv3x3(2)")
     assert f"class {cls}(nn.Module):" in render(net, "torch")
     assert type(build(net, "torch")).__name__ == cls
+
+
+# -- the generated code reads like hand-written torch (one class per block, callable stages) ---------------
+
+
+def _classes(source: str) -> list[str]:
+    return [ln.split("(")[0].removeprefix("class ") for ln in source.splitlines() if ln.startswith("class ")]
+
+
+def test_resnet50_defines_its_bottleneck_once():
+    source = render(cnndsl.load(SPECS / "resnet50.cnn"), "torch")
+    assert _classes(source) == ["Chain", "Bottleneck", "Resnet50"]
+    assert "        self.layer1 = Chain(\n            bottleneck1=Bottleneck(64, 64, 256, 1, True)," in source
+    assert "bottleneck2=Bottleneck(256, 64, 256, 1, False)," in source
+    # the identity shortcut of most expansions and the projection of each stage's first share the class
+    assert "identity = x if self.shortcut1 is None else self.shortcut1(x)" in source
+    assert render(cnndsl.load(SPECS / "resnet152.cnn"), "torch").count("class Bottleneck(") == 1
+    assert _classes(render(cnndsl.load(SPECS / "resnet18.cnn"), "torch")) == ["Chain", "Basic", "Resnet18"]
+
+
+def test_expansions_that_differ_in_structure_get_their_own_class():
+    text = "input 3x8x8\nblock b(c, k=3) {\n  conv(c, kernel=k) -> relu\n}\nb(4) -> b(4, k=1) -> b(6) -> gap -> fc(2)\n"
+    source = render(cnndsl.parse(text), "torch")
+    # a kernel size is a parameter too, so one class serves all three; a different op sequence would not
+    assert _classes(source) == ["B", "Network"]
+    assert "def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int)" in source
+    model = build(cnndsl.parse(text), "torch", seed=0)
+    assert list(model.state_dict()) == list(weight_specs(cnndsl.parse(text)))
+    other = (
+        "input 3x8x8\nblock b(c, act=1) {\n  conv3x3(c) -> (relu if act == 1 else sigmoid)\n}\nb(4) -> b(4, act=0)\n"
+    )
+    assert _classes(render(cnndsl.parse(other), "torch")) == ["B", "B2", "Network"]
+
+
+def test_labelled_stages_are_callable():
+    net = cnndsl.load(SPECS / "resnet18.cnn", input_shape=(3, 64, 64))
+    model = build(net, "torch", seed=0).eval()
+    x = torch.randn(2, 64, 16, 16)
+    with torch.no_grad():
+        y = model.layer1(x)
+        torch.testing.assert_close(y, model.layer1.basic2(model.layer1.basic1(x)))
+        assert tuple(model.layer2(y).shape) == (2, 128, 8, 8)
+    # a labelled stage that is not a plain chain becomes a small class with a forward
+    text = "input 3x8x8\n(conv3x3(4) -> residual(conv3x3(4) -> relu) -> relu) as stage -> gap -> fc(2) as head\n"
+    net = cnndsl.parse(text)
+    model = build(net, "torch", seed=0).eval()
+    source = render(net, "torch")
+    assert "class Stage(nn.Module):" in source and "x = self.stage(x)" in source
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model.head(torch.flatten(model.stage(x).mean((2, 3), keepdim=True), 1)))
+
+
+def test_generated_names_never_collide():
+    # labels that are Python builtins, generated names or torch names stay attributes; locals and
+    # parameters keep out of their way
+    text = (
+        "input 3x8x8\nblock torch(c) {\n  conv3x3(c) -> relu\n}\n"
+        "(torch(4) -> torch(6)) as F -> (conv1x1(2) -> relu) as nn -> gap -> fc(2) as list\n"
+    )
+    net = cnndsl.parse(text)
+    source = render(net, "torch")
+    compile(source, "m.py", "exec")
+    assert "class Torch(nn.Module):" in source
+    model = build(net, "torch", seed=0)
+    assert list(model.state_dict()) == list(weight_specs(net))
+    assert tuple(model(torch.randn(1, 3, 8, 8)).shape) == (1, 2)
+
+
+@pytest.mark.parametrize("spec", sorted(p.name for p in SPECS.glob("*.cnn")))
+def test_state_dict_keys_are_the_weight_specs_for_every_spec(spec):
+    net = cnndsl.load(SPECS / spec)
+    model = build(net, "torch", device="meta")
+    state = model.state_dict()
+    specs = weight_specs(net)
+    assert list(state) == list(specs)
+    assert all(tuple(state[k].shape) == s.shape for k, s in specs.items())
+
+
+@pytest.mark.parametrize(
+    ("spec", "shape"),
+    [
+        ("resnet18.cnn", (3, 32, 32)),
+        ("googlenet.cnn", (3, 32, 32)),
+        ("efficientnet_b0.cnn", (3, 32, 32)),
+        ("lenet5_1998.cnn", None),
+        ("small", None),
+    ],
+)
+def test_outputs_equal_the_reference_evaluator(spec, shape):
+    from cnndsl import reference
+
+    net = cnndsl.parse(SMALL) if spec == "small" else cnndsl.load(SPECS / spec, input_shape=shape)
+    weights = reference.random_weights(net, seed=4)
+    model = build(net, "torch", train=False, weights=weights)
+    x = np.random.default_rng(5).standard_normal((2, *net.input_shape)).astype(np.float32)
+    with torch.no_grad():
+        got = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, reference.run(net, weights, x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_block_classes_script_and_export():
+    net = cnndsl.load(SPECS / "resnet18.cnn", input_shape=(3, 32, 32))
+    model = build(net, "torch", seed=0).eval()
+    x = torch.randn(2, *net.input_shape)
+    expected = model(x)
+    torch.testing.assert_close(torch.jit.script(model)(x), expected)
+    torch.testing.assert_close(torch.export.export(model, (x,)).module()(x), expected)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_block_classes_export_to_onnx(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    net = cnndsl.load(SPECS / "resnet18.cnn", input_shape=(3, 32, 32))
+    model = build(net, "torch", seed=0).eval()
+    x = torch.randn(1, *net.input_shape)
+    path = tmp_path / "r18.onnx"
+    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["x"], output_names=["y"])
+    (y,) = ReferenceEvaluator(onnx.load(str(path))).run(None, {"x": x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(y), model(x).detach(), rtol=1e-4, atol=1e-4)
+
+
+def test_a_scope_whose_values_leak_stays_a_plain_container():
+    # the language never makes one, but a rewritten IR may: `a.conv1` is used outside scope `a`
+    import dataclasses
+
+    from cnndsl.ir import Attrs, Node
+
+    net = cnndsl.parse("input 3x8x8\n(conv3x3(4) -> bn -> conv3x3(4)) as a -> relu -> gap -> fc(2)")
+    relu = net.node("relu1")
+    nodes = list(net.nodes)
+    i = [n.name for n in nodes].index("relu1")
+    nodes[i : i + 1] = [
+        Node("add1", "add", Attrs(), ("a.conv1", "a.conv2"), relu.shape, relu.span),
+        dataclasses.replace(relu, inputs=("add1",)),
+    ]
+    net = dataclasses.replace(net, nodes=tuple(nodes))
+    source = render(net, "torch")
+    assert "self.a = nn.Module()" in source and "self.a.conv1(x)" in source
+    model = build(net, "torch", seed=0).eval()
+    assert list(model.state_dict()) == list(weight_specs(net))
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        a = model.a.conv1(x)
+        want = model.fc1(torch.flatten(torch.relu(a + model.a.conv2(model.a.bn1(a))).mean((2, 3)), 1))
+        torch.testing.assert_close(model(x), want)
+
+
+def test_render_is_byte_identical_across_processes():
+    code = (
+        "import sys, hashlib, cnndsl; from cnndsl.backends import render; "
+        "print(hashlib.sha256(''.join(render(cnndsl.load(p), 'torch') for p in sys.argv[1:]).encode()).hexdigest())"
+    )
+    specs = [str(SPECS / s) for s in ("resnet50.cnn", "googlenet.cnn", "efficientnet_b0.cnn")]
+    root = Path(__file__).resolve().parent.parent
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code, *specs],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=root,
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)},
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(digests) == 1
+
+
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec_text(), st.integers(0, 2**16))
+def test_property_torch_classes_compute_the_reference(text, seed):
+    # blocks called with different arguments share classes: each expansion must still be its own function
+    from cnndsl import reference
+
+    try:
+        net = cnndsl.parse(text)
+    except cnndsl.CnnError as e:
+        if all(d.code == "E201" for d in e.diagnostics):
+            reject()
+        raise
+    weights = reference.random_weights(net, seed)
+    model = build(net, "torch", train=False, weights=weights)
+    x = np.random.default_rng(seed).standard_normal((2, *net.input_shape)).astype(np.float32)
+    with torch.no_grad():
+        got = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, reference.run(net, weights, x), rtol=1e-3, atol=1e-4)
+
+
+BLOCKS = """
+block unit(c, k=3, s=1) {
+  residual(
+    conv(c, kernel=k, stride=s, bias=false) -> bn -> relu -> conv3x3(c),
+    shortcut=identity if s == 1 and in_channels == c else (conv1x1(c, stride=s) -> bn),
+  ) -> relu
+}
+block pair(c, s=1) {
+  unit(c, s=s) -> (unit(c, k=1) -> dwconv3x3 -> relu6) as tail
+}
+"""
+
+
+@st.composite
+def repeated_blocks(draw):
+    calls = []
+    for _ in range(draw(st.integers(2, 5))):
+        c, s = draw(st.integers(1, 4)), draw(st.sampled_from([1, 1, 2]))
+        if draw(st.booleans()):
+            calls.append(f"unit({c}, k={draw(st.sampled_from([1, 3, 5]))}, s={s})")
+        else:
+            calls.append(f"pair({c}, s={s})")
+    stage = draw(st.integers(0, len(calls) - 1))
+    calls[stage] = f"({calls[stage]} -> {calls[stage]}) as stage"
+    return f"input {draw(st.integers(1, 3))}x12x12\n{BLOCKS}\n" + " -> ".join(calls) + " -> gap -> fc(3)\n"
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(repeated_blocks(), st.integers(0, 2**16))
+def test_property_shared_block_classes_compute_the_reference(text, seed):
+    from cnndsl import reference
+
+    net = cnndsl.parse(text)
+    source = render(net, "torch")
+    assert source.count("class Unit(") == 1 and source.count("class Pair(") <= 1  # one class per block
+    weights = reference.random_weights(net, seed)
+    model = build(net, "torch", train=False, weights=weights)
+    assert list(model.state_dict()) == list(weight_specs(net))
+    x = np.random.default_rng(seed).standard_normal((2, *net.input_shape)).astype(np.float32)
+    with torch.no_grad():
+        got = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, reference.run(net, weights, x), rtol=1e-3, atol=1e-4)

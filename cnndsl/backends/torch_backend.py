@@ -1,12 +1,11 @@
-"""The torch backend: the IR rendered as the source of a standalone, readable `nn.Module`.
+"""The torch backend: the IR rendered as the source of a standalone `nn.Module`, as a person writes one.
 
-The module imports only torch (and math when a connection table needs it). Its
-submodules are named by the IR's node names, dotted names becoming nested plain
-`nn.Module()` containers, so `state_dict()` keys are exactly the shared weight
-names of `cnndsl.analysis.weight_specs` (docs/weights.md). `forward` has one
-statement per node, each commented with the spec line it came from. A chain
-keeps one variable (`x`) while nothing else needs the old value; a fork opens a
-new variable named after the node that starts it.
+The module imports only torch (and math when a connection table needs it). Its submodules are named by
+the IR's node names, so `state_dict()` keys are exactly the shared weight names of
+`cnndsl.analysis.weight_specs` (docs/weights.md). Each scope of the names is one submodule
+(torch_scopes): a class per distinct block expansion (torch_classes), a callable `Chain` for a labelled
+chain. Each `forward` has one statement per layer or scope, commented with the spec line (and the block
+file's line) it came from; stateless activations are functional calls (torch_layers.CALLS).
 """
 
 from __future__ import annotations
@@ -19,10 +18,11 @@ from typing import Any
 from .. import runtime
 from ..diagnostics import CnnError, error
 from ..ir import Network, Node, format_shape
-from .layout import LINE, fit_call
-from .torch_layers import MERGES, MODULES, SUPPORT, support_lines, table_const, tuple_literal
-
-INDENT = "        "  # statements inside a method
+from .base import where
+from .layout import LINE, fit_all, fit_call
+from .torch_classes import INDENT, Classes, Group, comment, lay, lines_where
+from .torch_layers import MODULES, SUPPORT, support_lines, table_const, tuple_literal
+from .torch_scopes import CHAIN, scope_tree, walk
 
 
 def class_name(network: Network) -> str:
@@ -72,38 +72,12 @@ def _check_names(network: Network) -> None:
                 )
 
 
-def _where(node: Node) -> str:
-    """`line 12` of the spec, or `line 12 (resnet.cnn line 7)` for a node a block made there.
-
-    Only numbers and a file name that is an identifier plus `.cnn` appear: no spec text reaches the source.
-    """
-    if not node.trace:
-        return f"line {node.span.line}"
-    top = node.trace[0].call
-    if node.span.file == top.file:
-        return f"line {top.line} (block line {node.span.line})"
-    base = re.split(r"[/\\]", node.span.file)[-1]
-    where = base if _FILE.fullmatch(base) else "imported file"
-    return f"line {top.line} ({where} line {node.span.line})"
-
-
-_FILE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.cnn")
-
-
-def _comment(node: Node) -> str:
-    return f"# {_where(node)}: {node.op} -> {format_shape(node.shape)[2:]}"  # the shape without the batch
-
-
 def _with_comment(code: list[str], comment: str) -> list[str]:
     """A trailing comment when one line stays within ruff's width, else the comment on its own line above."""
     if len(code) == 1 and len(code[0]) + 2 + len(comment) <= LINE:
         return [f"{code[0]}  {comment}"]
     indent = code[0][: len(code[0]) - len(code[0].lstrip())]
     return [indent + comment, *code]
-
-
-def _attr(name: str) -> str:
-    return f"self.{name}"
 
 
 def _table_names(network: Network) -> dict[str, str]:
@@ -120,90 +94,75 @@ def _table_names(network: Network) -> dict[str, str]:
     return names
 
 
-def _init_lines(network: Network, tables: dict[str, str]) -> list[str]:
-    lines: list[str] = []
-    containers: set[str] = set()
-    for n in network.layers:
-        if n.op not in MODULES:
-            continue
-        parts = n.name.split(".")
-        for i in range(1, len(parts)):
-            scope = ".".join(parts[:i])
-            if scope not in containers:
-                containers.add(scope)
-                lines.append(f"{INDENT}{_attr(scope)} = nn.Module()")
-        ins = [network.node(i).shape for i in n.inputs]
-        callee, args = MODULES[n.op](n, ins)
-        if n.name in tables:
-            args[1] = tables[n.name]
-        lines += fit_call(INDENT, f"{_attr(n.name)} = {callee}", args)
-    for name in network.frozen:
-        if _has_weights(network, name):
-            lines.append(f"{INDENT}{_attr(name)}.requires_grad_(False)")
-    return lines
-
-
 def _has_weights(network: Network, name: str) -> bool:
     from ..analysis.params import node_weights
 
     return bool(node_weights(network, network.node(name)))
 
 
-class _Variables:
-    """Local variable names for forward: `x` for the main chain, short node-derived names for forks.
+CHAIN_SOURCE = '''class Chain(nn.Sequential):
+    """Layers applied in order, each under its cnndsl name: an nn.Sequential whose children are named."""
 
-    A name is free again once the value it holds has had its last use, so each block's branches can read
-    `conv1 = ...` like hand-written code; a longer (more dotted) form is taken only while the short one is live.
-    """
-
-    def __init__(self) -> None:
-        self.reserved = {"x", "self", *_GLOBALS, *dir(builtins)}
-        self.live: set[str] = set()
-        self.born: dict[str, int] = {"x": 0}  # when each name last started a chain; the oldest keeps going
-        self.clock = 0
-
-    def fresh(self, node_name: str) -> str:
-        parts = node_name.split(".")
-        candidates = ["_".join(parts[-k:]) for k in range(1, len(parts) + 1)]
-        candidates += [f"{candidates[-1]}_{k}" for k in range(2, len(self.live) + 3)]
-        name = next(c for c in candidates if c not in self.live and c not in self.reserved and not keyword.iskeyword(c))
-        self.live.add(name)
-        self.clock += 1
-        self.born[name] = self.clock
-        return name
+    def __init__(self, /, **layers: nn.Module) -> None:
+        super().__init__()
+        for name, layer in layers.items():
+            self.add_module(name, layer)'''
 
 
-def _forward_lines(network: Network) -> list[str]:
-    layers = network.layers
-    last_use: dict[str, int] = {}
-    for idx, n in enumerate(layers):
-        for i in n.inputs:
-            last_use[i] = idx
-    last_use[network.output] = len(layers)
-    names = _Variables()
-    var = {"input": "x"}
+def _init_lines(group: Group) -> list[str]:
     lines: list[str] = []
-    for idx, n in enumerate(layers):
-        args = [var[i] for i in n.inputs]
-        dying = [var[i] for i in dict.fromkeys(n.inputs) if last_use.get(i) == idx]
-        names.live.difference_update(dying)
-        # a merge continues the chain that started first (the trunk), so `x` stays the trunk
-        out = min(dying, key=names.born.__getitem__) if dying else names.fresh(n.name)
-        names.live.add(out)
-        var[n.name] = out
-        if n.op in MERGES:
-            code = [f"{INDENT}{out} = {MERGES[n.op](args)}"]
-            if len(code[0]) > LINE:  # names are short unless scopes nest very deeply; say so rather than misformat
-                raise _name_error(
-                    n,
-                    f"the names around `{n.name}` are too long for a readable torch module",
-                    "use shorter block or layer labels",
-                )
+    for kind, target, expr, *flag in group.draft.init:
+        if kind == "optional":
+            lines += [f"{INDENT}self.{target} = None", f"{INDENT}if {flag[0]!r}:"]
+            lines += lay(INDENT + "    ", f"self.{target} = ", expr, "", LINE)
         else:
-            code = fit_call(INDENT, f"{out} = {_attr(n.name)}", [args[0]])
-        lines += _with_comment(code, _comment(n))
-    lines.append(f"{INDENT}return {var[network.output]}")
+            lines += lay(INDENT, f"self.{target} = ", expr, "", LINE)
     return lines
+
+
+def _forward_lines(group: Group) -> list[str]:
+    lines: list[str] = []
+    for key, code, merge in group.draft.forward:
+        notes = [n[key] for n in group.notes if key in n]
+        if merge and len(code[0]) > LINE:  # a merge or an optional shortcut past the width: names are short
+            # unless scopes nest very deeply, and ruff would wrap such an expression in parentheses; say so
+            raise _TooLong(merge)
+        code = fit_all(code)
+        lines += _with_comment(code, comment(notes))
+    return [*lines, f"{INDENT}return {group.draft.result}"]
+
+
+def _class_lines(group: Group, doc: str, extra_init: list[str]) -> list[str]:
+    params = [f"{p}: {t}" for p, t, _ in group.params]
+    return [
+        "",
+        "",
+        f"class {group.name}(nn.Module):",
+        f'    """{doc}"""',
+        "",
+        *fit_call("    ", "def __init__", ["self", *params], " -> None:"),
+        f"{INDENT}super().__init__()",
+        *_init_lines(group),
+        *extra_init,
+        "",
+        "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
+        *_forward_lines(group),
+    ]
+
+
+def _doc(group: Group) -> str:
+    """A class's docstring: what it is and where the spec uses it (identifiers and numbers only)."""
+    first = group.members[0]
+    if first.kind == "block":
+        what = f"The block `{first.block}`" if _IDENT.fullmatch(first.block) else "A block"
+    else:
+        what = f"The {'chain' if first.kind == 'label' else first.kind} `{first.part}`"
+    tops = [(next(iter(n.values()))[0], None) for n in group.notes if n]
+    uses = len(group.members)
+    return f"{what}: {uses} expansion{'s' if uses > 1 else ''}, at {lines_where(tops)} of the spec."
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def render(network: Network) -> str:
@@ -211,8 +170,52 @@ def render(network: Network) -> str:
     _check_names(network)
     cls = class_name(network)
     table_names = _table_names(network)
+    root = scope_tree(network, _chain_reserved())
+    reserved = frozenset({*_GLOBALS, "Chain", cls, *table_names.values(), *dir(builtins)})
+    classes = Classes(network, root, cls, table_names, reserved)
+    classes.build()
+    try:
+        return _module_source(network, cls, classes, table_names)
+    except _TooLong as e:
+        long = network.node(e.args[0])
+        raise _name_error(
+            long,
+            f"the names around `{long.name}` are too long for a readable torch module",
+            "use shorter block or layer labels",
+        ) from None
+
+
+class _TooLong(Exception):
+    """A merge statement past the line width (its node's name)."""
+
+
+def _module_source(network: Network, cls: str, classes: Classes, table_names: dict[str, str]) -> str:
     tables = [network.node(name) for name in table_names]
     shape_in, shape_out = format_shape(network.input_shape), format_shape(network.output_shape)
+    root = classes.root
+    body: list[str] = []
+    for n in tables:
+        body += [
+            "",
+            "",
+            f"# Connection table of `{n.name}` ({where(n)}): row k lists the input maps output map k sees.",
+        ]
+        body += tuple_literal("", f"{table_names[n.name]} = ", n.attrs["table"])
+    if tables:
+        body += ["", "", *_table_conv().strip("\n").split("\n")]
+    body += support_lines(
+        {MODULES[n.op](n, [network.node(i).shape for i in n.inputs])[0] for n in network.layers if n.op in MODULES}
+    )
+    if any(s.role == CHAIN for s in walk(root)):
+        body += ["", "", *CHAIN_SOURCE.split("\n")]
+    frozen = [f"{INDENT}self.{name}.requires_grad_(False)" for name in network.frozen if _has_weights(network, name)]
+    for group in classes.groups:
+        if group.members[0] is root:
+            body += _class_lines(group, f"{network.name}: {shape_in} -> {shape_out}.", frozen)
+        else:
+            body += _class_lines(group, _doc(group), [])
+    text = "\n".join(body)
+    uses_f = re.search(r"\bF\.", text) is not None
     out = [
         f'"""{cls}: a PyTorch module generated by cnndsl from the network `{network.name}`.',
         "",
@@ -224,35 +227,16 @@ def render(network: Network) -> str:
     if tables:
         out += ["import math", ""]
     out.append("import torch")
-    if tables:
+    if uses_f:
         out.append("import torch.nn.functional as F")
     out += ["from torch import nn", "", f'__all__ = ["{cls}"]']
-    for n in tables:
-        out += [
-            "",
-            "",
-            f"# Connection table of `{n.name}` ({_where(n)}): row k lists the input maps output map k sees.",
-        ]
-        out += tuple_literal("", f"{table_names[n.name]} = ", n.attrs["table"])
-    if tables:
-        out += ["", "", *_table_conv().strip("\n").split("\n")]
-    out += support_lines(
-        {MODULES[n.op](n, [network.node(i).shape for i in n.inputs])[0] for n in network.layers if n.op in MODULES}
-    )
-    out += [
-        "",
-        "",
-        f"class {cls}(nn.Module):",
-        f'    """{network.name}: {shape_in} -> {shape_out}."""',
-        "",
-        "    def __init__(self) -> None:",
-        "        super().__init__()",
-        *_init_lines(network, table_names),
-        "",
-        "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
-        *_forward_lines(network),
-    ]
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + text + "\n"
+
+
+def _chain_reserved() -> frozenset[str]:
+    import torch
+
+    return frozenset(dir(torch.nn.Sequential())) | {"forward"}
 
 
 def instantiate(

@@ -1,9 +1,12 @@
 """What each IR op becomes in PyTorch: data for the torch renderer (cnndsl.backends.torch_backend).
 
 `MODULES` maps an op to a function giving the `nn` constructor for a node, as
-(callee, [argument, ...]) source fragments; `MERGES` maps a merge op to the
-expression over its input variables. Only numbers and validated identifiers are
-ever formatted into these fragments.
+(callee, [argument, ...]) source fragments: a new op is one entry here. `CALLS`
+optionally gives a stateless op's functional form (`F.relu(x)`), used in a
+`forward` instead of a module; `MERGES` maps a merge op to the expression over
+its input variables. Only numbers and validated identifiers are ever formatted
+into these fragments (the renderer may pass numbers that stand for constructor
+parameters: they format as the parameter's name).
 """
 
 from __future__ import annotations
@@ -179,6 +182,26 @@ def support_lines(callees: set[str]) -> list[str]:
             out += ["", "", *text[start : None if end < 0 else end].strip("\n").split("\n")]
     return out
 
+
+def _call(fn: str, *args: str) -> Callable[[Node, str], str]:
+    return lambda node, v: f"{fn}({', '.join([v, *args])})"
+
+
+# Stateless ops as calls in forward; an op missing here stays a module (registered under its node name).
+CALLS: dict[str, Callable[[Node, str], str]] = {
+    "flatten": _call("torch.flatten", "1"),
+    "relu": _call("F.relu"),
+    "relu6": _call("F.relu6"),
+    "leaky_relu": lambda node, v: f"F.leaky_relu({v}, {num(node.attrs['slope'])})",
+    "elu": lambda node, v: f"F.elu({v}, {num(node.attrs['alpha'])})",
+    "sigmoid": _call("torch.sigmoid"),
+    "tanh": _call("torch.tanh"),
+    "gelu": _call("F.gelu"),
+    "silu": _call("F.silu"),
+    "hardswish": _call("F.hardswish"),
+    "hardsigmoid": _call("F.hardsigmoid"),
+    "softmax": _call("F.softmax", "dim=1"),
+}
 
 # Merges have no state: an expression over the variables of their inputs.
 MERGES: dict[str, Callable[[list[str]], str]] = {
