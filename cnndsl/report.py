@@ -83,8 +83,14 @@ def field_text(f: Field) -> str:
     if f.size is None:
         return "global"
     size = f"{f.size[0]}" if f.size[0] == f.size[1] else f"{f.size[0]}x{f.size[1]}"
-    stride = f"{f.stride[0]}" if f.stride[0] == f.stride[1] else f"{f.stride[0]}x{f.stride[1]}"
+    sh, sw = (_stride_text(s) for s in f.stride)
+    stride = sh if sh == sw else f"{sh}x{sw}"
     return f"{size} /{stride}"
+
+
+def _stride_text(s) -> str:
+    """An int, or a fractional stride (after upsampling) as a short decimal: 0.5, 0.25, else 0.333."""
+    return str(s) if float(s).is_integer() else f"{float(s):.3g}"
 
 
 def text_table(network: Network, fig: Figures | None = None) -> str:

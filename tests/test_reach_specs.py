@@ -196,3 +196,18 @@ def test_same_function_as_torchvisions_layout_at_32x32(name):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_torch_backend_agrees_with_the_reference_at_32x32(name):
+    # numba: tests/test_numba_specs.py; cuda (simulator): tests/cuda/test_reach_specs.py, at the same size
+    from cnndsl import reference
+
+    net = cnndsl.load(SPECS / f"{name}.cnn", input_shape=(3, 32, 32))
+    weights = reference.random_weights(net, 0)
+    model = build(net, "torch").eval()
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        got = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, reference.run(net, weights, x), rtol=1e-4, atol=1e-4)

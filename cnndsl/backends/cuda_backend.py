@@ -233,11 +233,11 @@ def _prep_bn(network: Network, step: Step) -> list[str]:
 
 
 def _prep_tensors(*names: str):
-    """Weights a launch takes as they are (float32, flattened per channel): `<node>.<name>` for each name."""
+    """Weights a launch takes as they are, flat float32: `<node>.<name>` for each name."""
 
     def prep(network: Network, step: Step) -> list[str]:
         k = step.node.name
-        return [f'p["{k}.{t}"] = _np.ascontiguousarray(w["{k}.{t}"], _np.float32).reshape(-1)' for t in names]
+        return [line for t in names for line in (f'v = w["{k}.{t}"]', f'p["{k}.{t}"] = v.astype(_np.float32).ravel()')]
 
     return prep
 
@@ -246,17 +246,16 @@ def _prep_convt(network: Network, step: Step) -> list[str]:
     k, cout = step.node.name, step.node.shape[0]
     bias = f'w["{k}.bias"]' if step.node.attrs["bias"] else f"_np.zeros({cout})"
     return [
-        f'p["{k}.weight"] = _np.ascontiguousarray(w["{k}.weight"], _np.float32)',
-        f'p["{k}.shift"] = _np.asarray({bias}, _np.float32)',
+        f'v = w["{k}.weight"]',
+        f'p["{k}.weight"] = v.astype(_np.float32)',
+        f"v = {bias}",
+        f'p["{k}.shift"] = v.astype(_np.float32)',
     ]
 
 
 def _prep_layer_scale(network: Network, step: Step) -> list[str]:
     k, c = step.node.name, step.node.shape[0]
-    return [
-        f'p["{k}.scale"] = _np.asarray(w["{k}.scale"], _np.float32).reshape(-1)',
-        f'p["{k}.shift"] = _np.zeros({c}, _np.float32)',
-    ]
+    return [*_prep_tensors("scale")(network, step), f'p["{k}.shift"] = _np.zeros({c}, _np.float32)']
 
 
 _PREP = {
@@ -330,7 +329,10 @@ def _launch_view(network: Network, step: Step) -> list[str]:
     """No launch: the same device buffer, reshaped where the shape changes (flatten)."""
     src = network.node(step.node.inputs[0])
     if src.shape == step.node.shape:
-        return [f"{_t(step.out)} = {_t(src.name)}  # {step.node.op}: identity at inference"]
+        line = f"{_t(step.out)} = {_t(src.name)}  # {step.node.op}: identity at inference"
+        if len(line) + 8 <= LINE:
+            return [line]
+        return [f"# {step.node.op}: identity at inference", f"{_t(step.out)} = {_t(src.name)}"]
     return [f"{_t(step.out)} = {_t(src.name)}.reshape(n, {', '.join(map(str, step.node.shape))})"]
 
 
