@@ -47,7 +47,8 @@ def _same_outputs(model, imported, shape, atol=1e-4):
         np.testing.assert_allclose(rebuilt(x).numpy(), model(x).numpy(), rtol=1e-4, atol=atol)
 
 
-SIZES = {"alexnet": 64, "googlenet": 64, "image_classifier": 224}  # the smallest these nets take, roughly
+SEVERAL_OUTPUTS = {"resnet50_fpn"}  # the importer writes single-output specs only
+SIZES = {"alexnet": 64, "googlenet": 64, "image_classifier": 224, "unet": 188}  # the smallest these nets take, roughly
 
 
 def _small(net):
@@ -62,6 +63,10 @@ def test_round_trip_of_every_spec(path):
     net = cnndsl.load(path, input_shape=_small(net))
     model = cnndsl.build(net, "torch", seed=0, train=False)
     _randomise_bn(model)
+    if path.stem in SEVERAL_OUTPUTS:  # not importable yet: refused by name, not approximated
+        with pytest.raises(ImportFailure, match="returns several values"):
+            import_module(model, net.input_shape)
+        return
     imported = import_module(model, net.input_shape)
     back = imported.network
     assert back.output_shape == net.output_shape

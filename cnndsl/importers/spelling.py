@@ -61,6 +61,30 @@ def _conv(n: ImportNode, in_shape) -> Spelled:
     return Spelled(_kname("conv", a["kernel"], False), (Slot("out", a["out"], positional=True), *common, groups, bias))
 
 
+def _convt(n: ImportNode, in_shape) -> Spelled:
+    a = n.attrs
+    slots = (
+        Slot("out", a["out"], positional=True),
+        Slot("stride", _one(a["stride"]), 1),
+        Slot("pad", _one(a["pad"]), 0),
+        Slot("output_pad", _one(a["output_pad"]), 0),
+        Slot("dilation", _one(a["dilation"]), 1),
+        Slot("groups", a["groups"], 1),
+        Slot("bias", a["bias"], True),
+    )
+    return Spelled(_kname("convt", a["kernel"], False), slots)
+
+
+def _upsample(n: ImportNode, in_shape) -> Spelled:
+    a = n.attrs
+    first = (
+        Slot("scale", _one(a["scale"]), positional=True) if a["scale"] is not None else Slot("size", _one(a["size"]))
+    )
+    return Spelled(
+        "upsample", (first, Slot("mode", a["mode"], "nearest"), Slot("align_corners", a["align_corners"], False))
+    )
+
+
 def _pool(n: ImportNode, in_shape) -> Spelled:
     a = n.attrs
     slots = [
@@ -75,6 +99,8 @@ def _pool(n: ImportNode, in_shape) -> Spelled:
 
 SPELLINGS: dict[str, Callable[[ImportNode, tuple], Spelled]] = {
     "conv": _conv,
+    "convt": _convt,
+    "upsample": _upsample,
     "maxpool": _pool,
     "avgpool": _pool,
     "adaptive_avgpool": lambda n, s: Spelled(
@@ -117,6 +143,8 @@ def spell(n: ImportNode, in_shape) -> Spelled:
 def literal(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
     if isinstance(v, float):
         text = repr(v)
         return text if ("." in text or "e" in text or "inf" in text) else text + ".0"

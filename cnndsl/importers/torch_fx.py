@@ -128,10 +128,58 @@ def _plain(op: str) -> Callable:
     return lambda m, in_shape: (op, {})
 
 
+def _convt_module(m: nn.ConvTranspose2d, in_shape) -> Mapped:
+    if m.padding_mode != "zeros":
+        _refuse(f"padding_mode={m.padding_mode!r}")
+    attrs = {
+        "out": m.out_channels,
+        "kernel": pair(m.kernel_size),
+        "stride": pair(m.stride),
+        "pad": pair(m.padding),
+        "output_pad": pair(m.output_padding),
+        "dilation": pair(m.dilation),
+        "groups": m.groups,
+        "bias": m.bias is not None,
+    }
+    return "convt", attrs
+
+
+def _upsample_module(m: nn.Upsample, in_shape) -> Mapped:
+    if m.mode not in ("nearest", "bilinear"):
+        _refuse(f"upsampling mode {m.mode!r} (cnndsl has nearest and bilinear)")
+    scale = None if m.scale_factor is None else tuple(float(v) for v in pair_float(m.scale_factor))
+    size = None if m.size is None else pair(m.size)
+    return "upsample", {"scale": scale, "size": size, "mode": m.mode, "align_corners": bool(m.align_corners)}
+
+
+def pair_float(v) -> tuple:
+    return (v, v) if isinstance(v, (int, float)) else tuple(v)
+
+
+def _layernorm_module(m: nn.LayerNorm, in_shape) -> Mapped:
+    if not m.elementwise_affine or tuple(m.normalized_shape) != (in_shape[0],) or getattr(m, "bias", 1) is None:
+        _refuse("layer norm other than over the channels, with weight and bias")
+    if type(m) is nn.LayerNorm and len(in_shape) != 1:
+        _refuse("nn.LayerNorm on a feature map normalises its last dims; cnndsl's layernorm is over channels")
+    return "layernorm", {"eps": float(m.eps)}
+
+
+def _crop_module(m, in_shape) -> Mapped:
+    from ..ops import OPS
+
+    size = pair(m.size)
+    if tuple(OPS["crop"].resolve({"size": size}, [in_shape])["offset"]) != tuple(pair(m.offset)):
+        _refuse(f"a crop at offset {tuple(m.offset)}, not centred (cnndsl crops the centre)")
+    return "crop", {"size": size, "offset": pair(m.offset)}
+
+
 MODULES: dict[type, Callable[[Any, tuple], Mapped]] = {
     nn.Conv2d: _conv_module,
     nn.BatchNorm2d: _bn_module,
     nn.Linear: _linear_module,
+    nn.ConvTranspose2d: _convt_module,
+    nn.Upsample: _upsample_module,
+    nn.LayerNorm: _layernorm_module,
     nn.MaxPool2d: _maxpool_module,
     nn.AvgPool2d: _avgpool_module,
     nn.AdaptiveAvgPool2d: lambda m, s: _adaptive("avg", m.output_size, s),
@@ -153,7 +201,18 @@ MODULES: dict[type, Callable[[Any, tuple], Mapped]] = {
     nn.Hardsigmoid: _plain("hardsigmoid"),
     nn.Softmax: lambda m, s: _softmax(m.dim, s),
 }
-LEAF_NAMES = {"TableConv2d": _table_conv_module}  # cnndsl's own generated module class, found by name
+
+
+# cnndsl's own generated support classes (runtime/), found by name: their forward is not traced
+LEAF_NAMES = {
+    "TableConv2d": _table_conv_module,
+    "LayerNorm2d": _layernorm_module,
+    "LayerScale": lambda m, s: ("layer_scale", {"init": 1e-6}),
+    "StochasticDepth": lambda m, s: ("stochastic_depth", {"p": float(m.p)}),
+    "ChannelSlice": lambda m, s: ("slice", {"start": int(m.start), "end": int(m.end)}),
+    "ChannelShuffle": lambda m, s: ("shuffle", {"groups": int(m.groups)}),
+    "CenterCrop2d": _crop_module,
+}
 
 
 # Functions and methods: fn(args, kwargs, input shape) -> Mapped -----------------------------------
