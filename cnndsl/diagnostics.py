@@ -27,10 +27,11 @@ CODES: dict[str, str] = {
     "E105": "recursive block",
     "E106": "duplicate definition",
     "E107": "expansion limit exceeded",
-    "E108": "missing or repeated network body",
+    "E108": "missing or repeated network body, or bad `output` list",
     "E109": "missing or bad input shape",
     "E110": "arithmetic error",
     "E112": "name unusable in generated code (Python keyword, nn.Module attribute)",
+    "E113": "a layer's result reaches no output",
     # Shapes
     "E201": "spatial size below 1",
     "E202": "channel mismatch at a merge",
@@ -40,11 +41,15 @@ CODES: dict[str, str] = {
     "E206": "invalid padding",
     "E207": "tensor too large",
     "E208": "bad connection table",
+    "E209": "bad channel slice",
+    "E210": "bad upsampling arguments",
+    "E211": "crop larger than its input",
     # Warnings
     "W301": "fc flattens a feature map implicitly",
     "W302": "receptive fields of merged branches are misaligned",
     "W303": "unknown code in `disable`",
     "W304": "expectations not checked at an overridden input shape",
+    "W305": "dwconv's channel multiplier equals its input channels (meant the output width?)",
     # Expectations and budgets (cnndsl/analysis/expect.py)
     "E401": "expectation failed",
     "E402": "unknown expectation metric",

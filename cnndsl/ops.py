@@ -46,7 +46,7 @@ class TensorSpec:
     shape: Shape
     kind: str = "param"  # "param" (trainable) or "buffer"
     dtype: str = "float32"
-    init: int | str = "zeros"  # fan-in for torch's default uniform(+-1/sqrt(fan_in)), or "ones"/"zeros"
+    init: int | float | str = "zeros"  # fan-in for torch's uniform(+-1/sqrt(fan_in)), "ones"/"zeros", a float fill
 
 
 @dataclass(frozen=True)
@@ -495,6 +495,342 @@ CONCAT = OpDef(
     lowering=MERGE,
 )
 
+# Normalisation and scaling over channels (ConvNeXt) ----------------------------------------
+
+
+def _per_channel(shape: Shape) -> Shape:
+    """The shape of a per-channel tensor that broadcasts over a value of this shape: (C, 1, 1) or (C,)."""
+    return (shape[0], 1, 1) if len(shape) == 3 else (shape[0],)
+
+
+def _ln_weights(attrs: Attrs, ins: list[Shape]) -> dict[str, TensorSpec]:
+    c = ins[0][0]
+    return {"weight": TensorSpec((c,), init="ones"), "bias": TensorSpec((c,))}
+
+
+LAYERNORM = OpDef(
+    "layernorm",
+    "layer normalisation over the channels of each pixel (ConvNeXt's LayerNorm2d), with weight and bias",
+    (Param("eps", "positive", 1e-5),),
+    weights=_ln_weights,
+)
+
+
+def _layer_scale_weights(attrs: Attrs, ins: list[Shape]) -> dict[str, TensorSpec]:
+    # torchvision's CNBlock.layer_scale: a (C, 1, 1) parameter filled with the init value
+    return {"scale": TensorSpec(_per_channel(ins[0]), init=float(attrs["init"]))}
+
+
+LAYER_SCALE = OpDef(
+    "layer_scale",
+    "a learned per-channel multiplier (ConvNeXt's layer scale), initialised to `init`",
+    (Param("init", "float", 1e-6, positional=True),),
+    weights=_layer_scale_weights,
+)
+
+STOCHASTIC_DEPTH = OpDef(
+    "stochastic_depth",
+    "drops a residual branch per sample with probability p in training (torchvision's StochasticDepth, "
+    "row mode); the identity at inference",
+    (Param("p", "fraction", 0.0, positional=True),),
+    lowering=VIEW,
+)
+
+# Channel rearrangement (ShuffleNet) ----------------------------------------------------------
+
+
+def _resolve_slice(a: dict, ins: list[Shape]) -> dict:
+    c = ins[0][0]
+    end = c if a["end"] is None else a["end"]
+    if not 0 <= a["start"] < end <= c:
+        raise OpError(
+            "E209",
+            f"`slice({a['start']}, {end})` does not take a non-empty range of the {c} channels",
+            f"give 0 <= start < end <= {c}",
+            "end" if a["end"] is not None and a["end"] > c else "start",
+        )
+    a["end"] = end
+    return a
+
+
+def _slice_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
+    return (attrs["end"] - attrs["start"], *ins[0][1:])
+
+
+SLICE = OpDef(
+    "slice",
+    "channels start..end-1 of the input (torch's x[:, start:end]; ShuffleNet's channel split)",
+    (Param("start", "index", positional=True), Param("end", "index", None, positional=True, doc="default: all")),
+    resolve=_resolve_slice,
+    shape=_slice_shape,
+)
+
+
+def _resolve_shuffle(a: dict, ins: list[Shape]) -> dict:
+    c = _require_map("shuffle", ins[0])[0]
+    if c % a["groups"]:
+        raise OpError(
+            "E204",
+            f"`shuffle({a['groups']})` needs the groups to divide the {c} input channels",
+            f"choose groups from the divisors of {c}",
+            "groups",
+        )
+    return a
+
+
+SHUFFLE = OpDef(
+    "shuffle",
+    "channel shuffle (ShuffleNet; torch's nn.ChannelShuffle): output channel i*g + j is input j*(C/g) + i",
+    (Param("groups", "channels", positional=True),),
+    resolve=_resolve_shuffle,
+    feature_map=True,
+)
+
+# Resampling (dense prediction) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resample:
+    """A receptive-field rule for ops whose effective stride is fractional (upsampling, transposed conv),
+    exact per output pixel: along axis ax, output pixel o reads input pixels reads(ax, o) = (first, last),
+    or None (none), and the map repeats: reads(ax, o + period[ax]) = reads(ax, o) + shift[ax]. Like a
+    window's padding, indices may lie outside the input."""
+
+    period: tuple[int, int]
+    shift: tuple[int, int]
+    reads: Callable[[int, int], tuple[int, int] | None]
+
+
+def _resolve_upsample(a: dict, ins: list[Shape]) -> dict:
+    _, h, w = _require_map("upsample", ins[0])
+    if (a["scale"] is None) == (a["size"] is None):
+        raise OpError(
+            "E210",
+            "`upsample` takes a scale factor or an output size" + (", not both" if a["scale"] else ""),
+            "give one, e.g. upsample(2) or upsample(size=(28, 28))",
+            "size" if a["scale"] is not None else None,
+        )
+    if a["align_corners"] and a["mode"] != "bilinear":
+        raise OpError(
+            "E210",
+            "`align_corners` applies to bilinear upsampling only (as in torch)",
+            "add mode=bilinear, or drop align_corners",
+            "align_corners",
+        )
+    if a["scale"] is not None:
+        given = a["scale"] if isinstance(a["scale"], tuple) else (a["scale"], a["scale"])
+        scale = tuple(float(s) for s in given)
+        size = (int(h * scale[0]), int(w * scale[1]))  # torch: floor(input * scale_factor)
+        if min(size) < 1:
+            raise OpError(
+                "E201",
+                f"`upsample` by {a['scale']} leaves a {size[0]}x{size[1]} output from a {h}x{w} input",
+                "upsample by a factor of at least 1, or pool to shrink",
+                "scale",
+            )
+        a.update(scale=scale, size=size)
+    else:
+        a["size"] = pair(a["size"])
+    return a
+
+
+def _upsample_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
+    return (ins[0][0], *attrs["size"])
+
+
+def upsample_ratio(attrs: Attrs, size_in: tuple[int, int]) -> tuple[float, float]:
+    """Input pixels per output pixel, as torch computes the source index with (area_pixel_compute_scale):
+    (in - 1) / (out - 1) with align_corners, else 1 / scale_factor when a factor was given, else in / out."""
+    out = []
+    for ax in (0, 1):
+        n, o = size_in[ax], attrs["size"][ax]
+        if attrs["align_corners"]:
+            out.append((n - 1) / (o - 1) if o > 1 else 0.0)
+        elif attrs["scale"] is not None:
+            out.append(1.0 / attrs["scale"][ax])
+        else:
+            out.append(n / o)
+    return tuple(out)
+
+
+def _upsample_window(attrs: Attrs, ins: list[Shape]):
+    from fractions import Fraction
+
+    size_in = ins[0][1:]
+    ratios = []  # input pixels per output pixel, exactly (torch computes them in float32)
+    for ax in (0, 1):
+        n, o = size_in[ax], attrs["size"][ax]
+        if attrs["align_corners"]:
+            ratios.append(Fraction(n - 1, o - 1) if o > 1 else Fraction(0))
+        elif attrs["scale"] is not None:
+            ratios.append(1 / Fraction(attrs["scale"][ax]).limit_denominator(1000))
+        else:
+            ratios.append(Fraction(n, o))
+    bilinear, corners = attrs["mode"] == "bilinear", attrs["align_corners"]
+
+    def reads(ax: int, o: int) -> tuple[int, int]:
+        r = ratios[ax]
+        if not bilinear:
+            i = math.floor(o * r)
+            return i, i
+        real = o * r if corners else (o + Fraction(1, 2)) * r - Fraction(1, 2)  # left clamp: a border effect
+        i = math.floor(real)
+        return i, i + (real > i)  # the second tap only where its weight is not zero
+
+    return Resample(tuple(r.denominator if r else 1 for r in ratios), tuple(r.numerator for r in ratios), reads)
+
+
+UPSAMPLE = OpDef(
+    "upsample",
+    "nearest or bilinear upsampling by a scale factor or to a size (torch's nn.Upsample / F.interpolate)",
+    (
+        Param("scale", "scale", None, positional=True, doc="factor, number or (h, w); output floor(in * scale)"),
+        Param("size", "size", None, doc="output size, int or (h, w), instead of a scale factor"),
+        Param("mode", "mode", "nearest", doc="`nearest` or `bilinear`"),
+        Param("align_corners", "bool", False, doc="bilinear only, as torch"),
+    ),
+    resolve=_resolve_upsample,
+    shape=_upsample_shape,
+    window=_upsample_window,
+    feature_map=True,
+)
+
+
+def _resolve_crop(a: dict, ins: list[Shape]) -> dict:
+    _, h, w = _require_map("crop", ins[0])
+    th, tw = pair(a["size"])
+    if th > h or tw > w:
+        raise OpError(
+            "E211",
+            f"`crop` to {th}x{tw} is larger than its {h}x{w} input",
+            "crop to at most the input size (crop only removes pixels)",
+            "size",
+        )
+    # torchvision's center_crop: the offset int(round((in - out) / 2)), Python's round (half to even)
+    a.update(size=(th, tw), offset=(int(round((h - th) / 2.0)), int(round((w - tw) / 2.0))))
+    return a
+
+
+def _crop_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
+    return (ins[0][0], *attrs["size"])
+
+
+def _crop_window(attrs: Attrs, ins: list[Shape]):
+    (oh, ow) = attrs["offset"]
+    return None if (oh, ow) == (0, 0) else Window((1, 1), (1, 1), (-oh, -ow))
+
+
+CROP = OpDef(
+    "crop",
+    "center crop to a size (torchvision's center_crop; U-Net's skip connections)",
+    (Param("size", "size", positional=True, doc="output size, int or (h, w)"),),
+    resolve=_resolve_crop,
+    shape=_crop_shape,
+    window=_crop_window,
+    feature_map=True,
+)
+
+
+def _resolve_convt(a: dict, ins: list[Shape]) -> dict:
+    c = _require_map("convt", ins[0])[0]
+    a.update(
+        kernel=pair(a["kernel"]),
+        stride=pair(a["stride"]),
+        pad=pair(a["pad"]),
+        dilation=pair(a["dilation"]),
+        output_pad=pair(a["output_pad"]),
+    )
+    for op_, s, d in zip(a["output_pad"], a["stride"], a["dilation"]):
+        if op_ >= max(s, d):
+            raise OpError(
+                "E206",
+                f"`output_pad` {op_} must be smaller than the stride or the dilation ({s}, {d})",
+                "output_pad only picks among the sizes a stride could have come from: use 0..stride-1",
+                "output_pad",
+            )
+    groups, out = a["groups"], a["out"]
+    if c % groups or out % groups:
+        raise OpError(
+            "E204",
+            f"groups={groups} must divide both the input channels ({c}) and the output channels ({out})",
+            f"choose groups from the common divisors of {c} and {out}",
+            "groups",
+        )
+    return a
+
+
+def convt_out(size: int, k: int, s: int, p: int, d: int, op_: int) -> int:
+    """torch's ConvTranspose2d: (W - 1) S - 2P + D (K - 1) + output_padding + 1."""
+    return (size - 1) * s - 2 * p + d * (k - 1) + op_ + 1
+
+
+def _convt_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
+    _, h, w = ins[0]
+    hw = [
+        convt_out(n, k, s, p, d, o)
+        for n, k, s, p, d, o in zip(
+            (h, w), attrs["kernel"], attrs["stride"], attrs["pad"], attrs["dilation"], attrs["output_pad"]
+        )
+    ]
+    if min(hw) < 1:
+        raise OpError(
+            "E201",
+            f"`convt` leaves a {hw[0]}x{hw[1]} output from a {h}x{w} input",
+            "use less padding",
+            "pad",
+        )
+    if max(hw) > MAX_DIM:
+        raise OpError("E207", f"`convt` makes a {hw[0]}x{hw[1]} output, larger than {MAX_DIM}")
+    return (attrs["out"], *hw)
+
+
+def _convt_weights(attrs: Attrs, ins: list[Shape]) -> dict[str, TensorSpec]:
+    kh, kw = attrs["kernel"]
+    per_group = attrs["out"] // attrs["groups"]
+    fan_in = per_group * kh * kw  # torch takes weight.size(1) * kh * kw as the fan-in here
+    w = {"weight": TensorSpec((ins[0][0], per_group, kh, kw), init=fan_in)}
+    if attrs["bias"]:
+        w["bias"] = TensorSpec((attrs["out"],), init=fan_in)
+    return w
+
+
+def _convt_macs(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
+    c, h, w = ins[0]
+    kh, kw = attrs["kernel"]
+    return c * (attrs["out"] // attrs["groups"]) * kh * kw * h * w  # every input pixel meets every tap once
+
+
+def _convt_window(attrs: Attrs, ins: list[Shape]):
+    def reads(ax: int, o: int) -> tuple[int, int] | None:
+        k, st, p, d = attrs["kernel"][ax], attrs["stride"][ax], attrs["pad"][ax], attrs["dilation"][ax]
+        hit = [(o + p - t * d) // st for t in range(k) if (o + p - t * d) % st == 0]  # o = i*s - p + t*d
+        return (min(hit), max(hit)) if hit else None
+
+    return Resample(attrs["stride"], (1, 1), reads)
+
+
+CONVT = OpDef(
+    "convt",
+    "transposed convolution (torch's ConvTranspose2d; the up-convolution of U-Net)",
+    (
+        Param("out", "channels", positional=True, doc="output channels"),
+        Param("kernel", "kernel", positional=True, doc="kernel size; also written in the name: convt2x2"),
+        Param("stride", "stride", 1),
+        Param("pad", "pair", 0, doc="torch's padding: removed from each side of the output"),
+        Param("output_pad", "pair", 0, doc="torch's output_padding: added to the bottom/right"),
+        Param("dilation", "stride", 1),
+        Param("groups", "channels", 1),
+        Param("bias", "bool", True),
+    ),
+    resolve=_resolve_convt,
+    shape=_convt_shape,
+    weights=_convt_weights,
+    macs=_convt_macs,
+    window=_convt_window,
+    feature_map=True,
+    epilogue=True,
+)
+
 INPUT = OpDef("input", "the network input", arity=0)
 
 OPS: dict[str, OpDef] = {
@@ -513,6 +849,14 @@ OPS: dict[str, OpDef] = {
         DROPOUT,
         *ACTIVATIONS,
         SOFTMAX,
+        LAYERNORM,
+        LAYER_SCALE,
+        STOCHASTIC_DEPTH,
+        SLICE,
+        SHUFFLE,
+        UPSAMPLE,
+        CROP,
+        CONVT,
         ADD,
         MUL,
         CONCAT,
@@ -522,9 +866,16 @@ OPS: dict[str, OpDef] = {
 # Surface names ------------------------------------------------------------------------
 
 ALIASES_KW = {"k": "kernel"}  # keyword spellings: conv(64, k=3) is conv(64, kernel=3)
-ALIASES = {"linear": "fc", "batchnorm": "bn", "swish": "silu", "global_avgpool": "gap", "global_maxpool": "gmp"}
+ALIASES = {
+    "deconv": "convt",
+    "linear": "fc",
+    "batchnorm": "bn",
+    "swish": "silu",
+    "global_avgpool": "gap",
+    "global_maxpool": "gmp",
+}
 MERGES = tuple(op.name for op in OPS.values() if op.lowering == MERGE)
-_SIZED = re.compile(r"^(conv|dwconv|maxpool|avgpool)([0-9]+)(?:x([0-9]+))?$")
+_SIZED = re.compile(r"^(conv|dwconv|convt|deconv|maxpool|avgpool)([0-9]+)(?:x([0-9]+))?$")
 
 
 @dataclass(frozen=True)
@@ -549,7 +900,8 @@ def lookup(name: str) -> Surface | None:
         preset = {"kernel": (kh, kw)}
         if family == "dwconv":
             preset["depthwise"] = True
-        return Surface(OPS["conv" if family == "dwconv" else family], preset, family)
+        op = {"dwconv": "conv", "deconv": "convt"}.get(family, family)
+        return Surface(OPS[op], preset, "convt" if family == "deconv" else family)
     name = ALIASES.get(name, name)
     op = OPS.get(name)
     if op is None or op.name in ("input", *MERGES):
@@ -559,9 +911,11 @@ def lookup(name: str) -> Surface | None:
 
 def surface_names() -> list[str]:
     """Every layer name a user can write (for `did you mean`)."""
-    sized = [f"{f}{k}x{k}" for f in ("conv", "dwconv") for k in (1, 3, 5, 7)] + [
-        f"{f}{k}" for f in ("maxpool", "avgpool") for k in (2, 3)
-    ]
+    sized = (
+        [f"{f}{k}x{k}" for f in ("conv", "dwconv") for k in (1, 3, 5, 7)]
+        + ["convt2x2", "convt4x4"]
+        + [f"{f}{k}" for f in ("maxpool", "avgpool") for k in (2, 3)]
+    )
     plain = [n for n in OPS if n not in ("input", *MERGES)]
     return sorted({*sized, *plain, *ALIASES, "dwconv"})
 
@@ -612,6 +966,17 @@ def check_value(kind: str, value: Any) -> str | None:
         return None if is_num and 0 < value < 1 else "a number between 0 and 1"
     if kind == "fraction":
         return None if is_num and 0 <= value < 1 else "a number from 0 up to (not including) 1"
+    if kind == "index":
+        return None if value is None or (is_int and 0 <= value <= MAX_CHANNELS) else "a channel index from 0"
+    if kind == "size":
+        ok = value is None or (is_int and 1 <= value <= MAX_DIM) or _is_pair(value, 1)
+        return None if ok else "a positive integer or a pair (h, w)"
+    if kind == "scale":
+        one = lambda v: not isinstance(v, bool) and isinstance(v, (int, float)) and 0 < v <= 64  # noqa: E731
+        ok = value is None or one(value) or (isinstance(value, tuple) and len(value) == 2 and all(map(one, value)))
+        return None if ok else "a positive number up to 64 or a pair of them"
+    if kind == "mode":
+        return None if value in ("nearest", "bilinear") else "`nearest` or `bilinear`"
     if kind == "table":
         ok = value is None or (
             isinstance(value, tuple)

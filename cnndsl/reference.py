@@ -14,8 +14,9 @@ import numpy as np
 from .ir import Network, Node
 
 
-def run(network: Network, weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Evaluate the network at inference (batch norm from running statistics, dropout off)."""
+def run(network: Network, weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+    """Evaluate the network at inference (batch norm from running statistics, dropout off): its output,
+    or a tuple of its outputs in declaration order when it has several."""
     values = {"input": np.asarray(x, dtype=np.float64)}
     for node in network.layers:
         args = [values[i] for i in node.inputs]
@@ -25,6 +26,8 @@ def run(network: Network, weights: dict[str, np.ndarray], x: np.ndarray) -> np.n
             if k.startswith(node.name + ".") and "." not in k[len(node.name) + 1 :]
         }
         values[node.name] = _OPS[node.op](node, args, w)
+    if len(network.outputs) > 1:
+        return tuple(values[o] for o in network.outputs)
     return values[network.output]
 
 
@@ -178,6 +181,89 @@ def _softmax(x):
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _layernorm(node, args, w):
+    x = args[0]
+    mean = x.mean(axis=1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=1, keepdims=True)  # biased, as torch's layer_norm
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return (x - mean) / np.sqrt(var + node.attrs["eps"]) * w["weight"].reshape(shape) + w["bias"].reshape(shape)
+
+
+def _shuffle(node, args, w):
+    x = args[0]
+    n, c = x.shape[:2]
+    g = node.attrs["groups"]
+    return x.reshape(n, g, c // g, *x.shape[2:]).swapaxes(1, 2).reshape(x.shape)
+
+
+def _crop(node, args, w):
+    (oh, ow), (th, tw) = node.attrs["offset"], node.attrs["size"]
+    return args[0][:, :, oh : oh + th, ow : ow + tw]
+
+
+def _source(o: int, ratio: float, size: int, mode: str, align_corners: bool):
+    """torch's source coordinate of output index o along one axis (float32 arithmetic, as its CPU kernels):
+    nearest: one index; bilinear: two indices and their weights."""
+    r, t = np.float32(ratio), np.float32(o)
+    if mode == "nearest":
+        return [(min(int(np.floor(t * r)), size - 1), 1.0)]
+    real = r * t if align_corners else max(r * (t + np.float32(0.5)) - np.float32(0.5), np.float32(0.0))
+    i0 = int(real)
+    i1 = i0 + (1 if i0 < size - 1 else 0)
+    lam = np.float32(real - np.float32(i0))
+    return [(i0, float(np.float32(1.0) - lam)), (i1, float(lam))]
+
+
+def _upsample(node, args, w):
+    from .ops import upsample_ratio
+
+    x = args[0]
+    a = node.attrs
+    (h, wd), (oh, ow) = x.shape[2:], a["size"]
+    rh, rw = upsample_ratio(a, (h, wd))
+    out = np.zeros((*x.shape[:2], oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            for ih, lh in _source(i, rh, h, a["mode"], a["align_corners"]):
+                for iw, lw in _source(j, rw, wd, a["mode"], a["align_corners"]):
+                    out[:, :, i, j] += lh * lw * x[:, :, ih, iw]
+    return out
+
+
+def _convt(node, args, w):
+    """Every input pixel scatters its kernel-weighted value into the output (the definition of ConvTranspose2d)."""
+    x, a = args[0], node.attrs
+    n, c, h, wd = x.shape
+    g, cout = a["groups"], a["out"]
+    cin, og = c // g, cout // g
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = a["kernel"], a["stride"], a["pad"], a["dilation"]
+    oh, ow = node.shape[1:]
+    full = np.zeros(
+        (
+            n,
+            cout,
+            (h - 1) * sh + dh * (kh - 1) + 1 + a["output_pad"][0],
+            (wd - 1) * sw + dw * (kw - 1) + 1 + a["output_pad"][1],
+        )
+    )
+    for gi in range(g):
+        xs = x[:, gi * cin : (gi + 1) * cin]
+        for i in range(kh):
+            for j in range(kw):
+                ws = w["weight"][gi * cin : (gi + 1) * cin, :, i, j]  # (cin, og)
+                contrib = np.einsum("nchw,co->nohw", xs, ws)
+                full[
+                    :,
+                    gi * og : (gi + 1) * og,
+                    i * dh : i * dh + (h - 1) * sh + 1 : sh,
+                    j * dw : j * dw + (wd - 1) * sw + 1 : sw,
+                ] += contrib
+    out = full[:, :, ph : ph + oh, pw : pw + ow]
+    if "bias" in w:
+        out = out + w["bias"][None, :, None, None]
+    return out
+
+
 def _unary(f):
     return lambda node, args, w: f(args[0])
 
@@ -204,6 +290,14 @@ _OPS = {
     "hardswish": _unary(lambda x: x * np.clip(x + 3, 0, 6) / 6),
     "hardsigmoid": _unary(lambda x: np.clip(x + 3, 0, 6) / 6),
     "softmax": _unary(_softmax),
+    "layernorm": _layernorm,
+    "layer_scale": lambda node, args, w: args[0] * w["scale"].reshape((1, *w["scale"].shape)),
+    "stochastic_depth": _unary(lambda x: x),
+    "slice": lambda node, args, w: args[0][:, node.attrs["start"] : node.attrs["end"]],
+    "shuffle": _shuffle,
+    "upsample": _upsample,
+    "crop": _crop,
+    "convt": _convt,
     "add": lambda node, args, w: sum(args[1:], args[0]),
     "mul": lambda node, args, w: math.prod(args[1:], start=args[0]),
     "concat": lambda node, args, w: np.concatenate(args, axis=1),

@@ -45,7 +45,21 @@ def run(network: Network, x: torch.Tensor, probe: bool = False) -> torch.Tensor:
             y = torch.cat(ins, 1)
         elif n.op == "mul":
             y = ins[0] * ins[1]
-        elif n.op in ("relu", "bn", "dropout") or probe:
+        elif n.op == "slice":
+            y = ins[0][:, a["start"] : a["end"]]
+        elif n.op == "shuffle":
+            y = F.channel_shuffle(ins[0], a["groups"])
+        elif n.op == "crop":
+            (top, left), (h, w) = a["offset"], a["size"]
+            y = ins[0][:, :, top : top + h, left : left + w]
+        elif n.op == "upsample":
+            corners = a["align_corners"] if a["mode"] == "bilinear" else None
+            y = F.interpolate(ins[0], size=a["size"], mode=a["mode"], align_corners=corners)
+        elif n.op == "convt":
+            spec = node_weights(network, n)["weight"]
+            w = torch.ones(spec.shape, dtype=x.dtype) / spec.init
+            y = F.conv_transpose2d(ins[0], w, None, a["stride"], a["pad"], a["output_pad"], a["groups"], a["dilation"])
+        elif n.op in ("relu", "bn", "dropout", "layernorm", "layer_scale", "stochastic_depth") or probe:
             y = ins[0]
         else:
             raise NotImplementedError(n.op)

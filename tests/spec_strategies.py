@@ -250,3 +250,61 @@ def risky_specs(draw):
         body += " -> unit(4) -> unit(c=w, s=1 + 1)"
     lines.append(body + " -> gap -> fc(3)" + draw(st.sampled_from(["", "  # end"])))
     return "\n".join(lines) + "\n"
+
+
+# Issue 14's ops, tracking the shape ------------------------------------------------------------
+
+
+@st.composite
+def reach_layer(draw, shape, crop: bool = True):
+    """One of issue 14's ops (layer norm, layer scale, stochastic depth, slice, shuffle, upsample, crop,
+    transposed conv) as valid spec text for a CxHxW input, and the shape it produces; spatial growth is
+    capped so that the networks stay small. crop=False where a caller does not track H and W."""
+    c, h, w = shape
+    kinds = ["layernorm", "layer_scale", "stochastic_depth", "slice", "split_shuffle", "shuffle"]
+    if h * w <= 100:
+        kinds += ["upsample", "upsample", "convt", "convt"]
+    if crop:
+        kinds.append("crop")
+    kind = draw(st.sampled_from(kinds))
+    if kind == "layernorm":
+        return draw(st.sampled_from(["layernorm", "layernorm(eps=1e-6)"])), shape
+    if kind == "layer_scale":
+        return f"layer_scale({draw(st.sampled_from(['0.5', '2.0', '-1.0']))})", shape
+    if kind == "stochastic_depth":
+        return "stochastic_depth(0.3)", shape
+    if kind == "slice":
+        start = draw(st.integers(0, c - 1))
+        end = draw(st.integers(start + 1, c))
+        return (f"slice({start})" if end == c else f"slice({start}, {end})"), (end - start, h, w)
+    if kind == "shuffle":
+        g = draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0]))
+        return f"shuffle({g})", shape
+    if kind == "split_shuffle":  # ShuffleNet's unit: split, one half through a conv, concat, shuffle
+        if c < 2:
+            return "layernorm", shape
+        a, m = draw(st.integers(1, c - 1)), draw(st.integers(1, 4))
+        g = draw(st.sampled_from([g for g in (1, 2, 3) if (a + m) % g == 0]))
+        return f"concat(slice(0, {a}), slice({a}) -> conv1x1({m})) -> shuffle({g})", (a + m, h, w)
+    if kind == "crop":
+        th, tw = draw(st.integers(1, h)), draw(st.integers(1, w))
+        return f"crop(({th}, {tw}))", (c, th, tw)
+    if kind == "upsample":
+        mode = draw(st.sampled_from(["nearest", "bilinear"]))
+        extra = f", mode={mode}" if mode == "bilinear" or draw(st.booleans()) else ""
+        if mode == "bilinear" and draw(st.booleans()):
+            extra += f", align_corners={str(draw(st.booleans())).lower()}"
+        if draw(st.booleans()):
+            s = draw(st.sampled_from([1, 2, 3, 1.5, 2.5]))
+            return f"upsample({s}{extra})", (c, int(h * s), int(w * s))
+        oh, ow = draw(st.integers(1, 2 * h + 1)), draw(st.integers(1, 2 * w + 1))
+        return f"upsample(size=({oh}, {ow}){extra})", (c, oh, ow)
+    k, s, d = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    p = draw(st.integers(0, (d * (k - 1)) // 2))
+    op = draw(st.integers(0, max(s, d) - 1))
+    g = draw(st.sampled_from([g for g in (1, 2) if c % g == 0]))
+    out = g * draw(st.integers(1, 3))
+    size = [(n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n in (h, w)]
+    bias = str(draw(st.booleans())).lower()
+    text = f"convt({out}, kernel={k}, stride={s}, pad={p}, output_pad={op}, dilation={d}, groups={g}, bias={bias})"
+    return text, (out, *size)

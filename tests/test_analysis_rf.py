@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 from conftest import needs_torch
 from hypothesis import HealthCheck, assume, given, settings
@@ -179,3 +181,103 @@ def test_static_field_equals_gradient_probe_single_branch(layers, size):
 @given(st.lists(st.one_of(LAYER, MERGE), min_size=1, max_size=5), st.integers(24, 48))
 def test_static_field_equals_gradient_probe_multi_branch(layers, size):
     _probe(" -> ".join(layers), size)
+
+
+# Fractional strides: upsampling and transposed convolutions ----------------------------------------
+
+VALID = st.one_of(  # no padding
+    st.builds(lambda k, s: f"conv({4}, kernel={k}, stride={s}, pad=0)", st.integers(1, 3), st.integers(1, 2)),
+    st.builds(lambda k: f"maxpool{k}(stride=1)", st.integers(2, 3)),
+    st.sampled_from(["relu", "layernorm", "slice(1)", "shuffle(2)", "crop((20, 19))"]),
+)
+# Padded windows, but no crop then: padding after a crop reads the crop's border as zeros, where the
+# analysis (as for any padding) counts the pixels that lie there before the crop.
+PADDED = st.one_of(
+    VALID.filter(lambda t: not t.startswith("crop")), st.sampled_from(["conv3x3(4)", "maxpool3(stride=2, pad=1)"])
+)
+RESAMPLE = st.sampled_from(
+    [
+        "upsample(2)",
+        "upsample(3)",
+        "upsample(size=(41, 37))",
+        "upsample(2, mode=bilinear)",
+        "upsample(2, mode=bilinear, align_corners=true)",
+        "convt2x2(4, stride=2)",
+        "convt3x3(4, stride=2)",
+        "convt(4, kernel=4, stride=3)",
+        "convt(4, kernel=3, stride=2, pad=1, output_pad=1)",
+    ]
+)
+# With a crop in the chain: resamplings that never read past their input's border (no bilinear clamp,
+# no transposed-conv tap before pixel 0), so that no pixel the crop removed is counted.
+INSIDE = st.sampled_from(
+    ["upsample(2)", "upsample(3)", "upsample(size=(41, 37))", "upsample(2, mode=bilinear, align_corners=true)"]
+    + ["convt2x2(4, stride=2)"]
+)
+
+
+def _probe_resampled(text: str, size: int):
+    """Every output pixel's field against the gradient (along each axis, in row or column 0): the field
+    pixel 0 sees exactly, the size as the largest field of any pixel, the stride as its period."""
+    import torch
+    from ir_functional import run
+
+    try:
+        net = cnndsl.parse(f"input 4x{size}x{size}\n" + text)
+    except cnndsl.CnnError:
+        assume(False)
+    field = receptive_fields(net)[net.output]
+    assume(not field.is_global)
+    _, oh, ow = net.output_shape
+    x = torch.ones((1, 4, size, size), dtype=torch.float64, requires_grad=True)
+    y = run(net, x, probe=True)
+    for ax, n_out in ((0, oh), (1, ow)):
+        table = field.axis(ax)
+        extents = []
+        for o in range(n_out):
+            x.grad = None
+            pick = (slice(None), o, 0) if ax == 0 else (slice(None), 0, o)
+            y[0][pick].sum().backward(retain_graph=True)
+            hit = (x.grad[0].abs().sum(0).sum(1 - ax) > 0).nonzero().flatten().tolist()
+            want = table.at(o)
+            if not hit:
+                assert want is None or want[1] < 0 or want[0] >= size, (ax, o, want)
+                continue
+            assert want is not None, (ax, o, hit)
+            # where the analysis counts pixels outside the input (as padding does), torch clamps or pads at
+            # that layer's border, which the probe cannot see: compare the fields that lie inside
+            if want is not None and want[0] >= 0 and want[1] < size:
+                assert (want[0], want[1]) == (hit[0], hit[-1]), (ax, o, want, hit)
+                extents.append(want[1] - want[0] + 1)
+        assert not extents or max(extents) <= field.size[ax]
+
+
+@needs_torch
+@pytest.mark.slow
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(
+    st.sampled_from([(VALID, INSIDE), (PADDED, RESAMPLE)]).flatmap(
+        lambda kinds: st.tuples(st.lists(kinds[0], max_size=2), kinds[1], st.lists(st.one_of(*kinds), max_size=3))
+    ),
+    st.integers(12, 30),
+)
+def test_fractional_field_equals_gradient_probe(parts, size):
+    before, resample, after = parts
+    _probe_resampled(" -> ".join([*before, resample, *after]), size)
+
+
+def test_upsampling_halves_the_stride_and_keeps_pixel_zero():
+    net = cnndsl.parse("input 3x32x32\nconv3x3(4, stride=2, pad=0) -> upsample(2) -> conv3x3(4, pad=0)")
+    f = receptive_fields(net)
+    assert f["upsample1"].size == (3, 3) and f["upsample1"].stride == (1, 1) and f["upsample1"].offset == (1, 1)
+    assert f["conv2"].size == (5, 5)  # three upsampled pixels come from two conv outputs: 3 + 2
+    up = receptive_fields(cnndsl.parse("input 3x8x8\nupsample(2) -> conv3x3(4, pad=0)"))
+    assert up["upsample1"].stride == (Fraction(1, 2),) * 2 and up["conv1"].size == (2, 2)
+    assert up["conv1"].to_json()["stride"] == 0.5
+
+
+def test_transposed_conv_field():
+    f = receptive_fields(cnndsl.parse("input 3x8x8\nconvt2x2(4, stride=2) -> convt3x3(4, stride=2, pad=1)"))
+    assert f["convt1"].size == (1, 1) and f["convt1"].stride == (Fraction(1, 2),) * 2 and f["convt1"].offset == (0, 0)
+    assert f["convt1"].axes[0].lo == (0, 0)  # pixels 0 and 1 both come from input pixel 0
+    assert f["convt2"].stride == (Fraction(1, 4),) * 2

@@ -45,6 +45,17 @@ conv5x5(6, pad=2) -> relu -> conv(3, kernel=3, dilation=2, pad=2) -> gelu
 -> conv5x5(9, pad=(1, 2)) -> maxpool2 -> conv(5, kernel=(5, 2), pad=(2, 1)) -> maxpool2(ceil=true)
 -> conv3x3(24) -> bn -> hardswish -> conv3x3(4)
 """,
+    # issue 14's ops: ConvNeXt (layernorm, layer_scale, stochastic_depth), ShuffleNet (slice, shuffle),
+    # dense prediction (upsample nearest and bilinear, by a factor and to a size, crop, transposed conv)
+    "reach": """
+input 4x7x6
+conv3x3(6) -> layernorm(eps=1e-6) -> layer_scale(0.5) -> stochastic_depth(0.1)
+-> concat(slice(0, 3), slice(3) -> conv1x1(3)) -> shuffle(2) -> relu
+-> upsample(2) -> crop((11, 9)) -> conv(4, kernel=3, stride=2, groups=2)
+-> upsample(size=(9, 7), mode=bilinear) -> upsample(1.5, mode=bilinear, align_corners=true)
+-> convt(6, kernel=3, stride=2, pad=1, output_pad=1, groups=2) -> relu -> convt2x2(3, stride=2, bias=false)
+-> upsample(size=(13, 20)) -> gap -> flatten -> layernorm -> fc(3)
+""",
     "softmax_map": """
 input 3x5x4
 conv1x1(4, bias=false) -> softmax -> avgpool2(ceil=true) -> flatten -> relu -> softmax

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numba_helpers import agrees
+from spec_strategies import reach_layer
 
 from cnndsl.ops import window_out
 
@@ -23,6 +24,7 @@ def layer(draw, shape):
     kind = draw(
         st.sampled_from(
             ["conv", "conv", "dwconv", "table", "pool", "pool", "bn", "act", "dropout", "add", "concat", "mul"]
+            + ["reach"] * 4
         )
     )
     if kind == "conv":
@@ -57,6 +59,8 @@ def layer(draw, shape):
             return "dropout(0.2)", shape
         extra = f", include_pad={str(draw(st.booleans())).lower()}" if op == "avgpool" else ""
         return f"{op}({k}, stride={s}, pad={p}, ceil={str(ceil).lower()}{extra})", (c, oh, ow)
+    if kind == "reach":
+        return draw(reach_layer(shape))
     if kind == "bn":
         return "bn", shape
     if kind == "act":

@@ -27,6 +27,8 @@ PUBLISHED = [
     ("mobilenet_v2.cnn", 3_504_872, 0.301),
     ("efficientnet_b0.cnn", 5_288_548, 0.386),
     ("resnet152.cnn", 60_192_808, 11.51),
+    ("convnext_tiny.cnn", 28_589_128, 4.456),
+    ("shufflenet_v2_x1_0.cnn", 2_278_604, 0.145),
 ]
 
 

@@ -10,24 +10,79 @@ A window op with kernel k, stride s, padding p and dilation d (effective kernel
 k' = d(k-1)+1) maps (r, j, c) to (r + (k'-1)j, j*s, c + ((k'-1)/2 - p)j).
 At a merge the field is the extent that covers every branch's field; branches whose
 centres or strides differ are reported (W302), because the merged pixels then do not
-look at the same place. Global ops (global pooling, flatten, fc, adaptive pooling to a
+look at the same place.
+
+Upsampling and transposed convolutions (`ops.Resample`) make the stride fractional (a
+`fractions.Fraction`: 1/2 after a 2x upsampling) and the field depend on an output pixel's
+phase: after a 2x nearest upsampling pixels 2k and 2k+1 both see input pixel k. From the
+first such op on, each axis is tracked exactly as a phase table (`Axis`: the first and last
+input pixel of output pixels 0 .. q-1, repeating with period q shifted by p = stride * q);
+the size reported is then the largest field any output pixel has, the offset pixel 0's.
+Global ops (global pooling, flatten, fc, adaptive pooling to a
 different size) see the whole input: their size is None ("global") from there on.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from ..diagnostics import Diagnostic, warning
 from ..ir import Network, Node
-from ..ops import GLOBAL, OPS, Window
+from ..ops import GLOBAL, OPS, Resample, Window
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """One axis of a field, exactly: output pixel phi + m*period sees input pixels lo[phi] + m*shift ..
+    hi[phi] + m*shift (None for a phase that sees nothing, as a transposed conv's k < stride leaves)."""
+
+    period: int
+    shift: int
+    lo: tuple[int | None, ...]
+    hi: tuple[int | None, ...]
+
+    def at(self, o: int) -> tuple[int, int] | None:
+        m, phase = divmod(o, self.period)
+        if self.lo[phase] is None:
+            return None
+        return self.lo[phase] + m * self.shift, self.hi[phase] + m * self.shift
+
+    @staticmethod
+    def of(period: int, shift: int, spans: list[tuple[int, int] | None]) -> Axis:
+        """The table for these spans, folded to its shortest period."""
+        for d in range(1, period):
+            if period % d or (shift * d) % period:
+                continue
+            step = shift * d // period
+            if all(_moved(spans[phi], step) == spans[phi + d] for phi in range(period - d)):
+                return Axis.of(d, step, spans[:d])
+        return Axis(period, shift, tuple(sp and sp[0] for sp in spans), tuple(sp and sp[1] for sp in spans))
+
+
+def _moved(span, by: int):
+    return None if span is None else (span[0] + by, span[1] + by)
 
 
 @dataclass(frozen=True, slots=True)
 class Field:
     size: tuple[int, int] | None  # None: the whole input (global)
-    stride: tuple[int, int]
+    stride: tuple  # ints, or Fractions after upsampling
     offset: tuple[float, float]
+    axes: tuple[Axis, Axis] | None = None  # the exact phase tables, once a resampling op made them needed
+
+    def axis(self, ax: int) -> Axis:
+        if self.axes is not None:
+            return self.axes[ax]
+        j = Fraction(self.stride[ax])
+        half = (self.size[ax] - 1) / 2
+        lo, hi = round(self.offset[ax] - half), round(self.offset[ax] + half)
+        return Axis.of(
+            j.denominator,
+            j.numerator,
+            [(lo + math.floor(phi * j), hi + math.floor(phi * j)) for phi in range(j.denominator)],
+        )
 
     @property
     def is_global(self) -> bool:
@@ -38,21 +93,77 @@ class Field:
         axis = 0 if self.size is None or self.size[0] <= self.size[1] else 1
         return {
             "size": None if self.size is None else self.size[axis],
-            "stride": self.stride[axis],
+            "stride": _num(self.stride[axis]),
             "offset": _num(self.offset[axis]),
             "size_hw": None if self.size is None else list(self.size),
-            "stride_hw": list(self.stride),
+            "stride_hw": [_num(s) for s in self.stride],
             "offset_hw": [_num(o) for o in self.offset],
         }
 
 
-def _num(x: float) -> int | float:
-    return int(x) if float(x).is_integer() else x
+def _num(x) -> int | float:
+    """An int when whole, else a float (Fractions from fractional strides become floats in JSON)."""
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def _exact(x):
+    """A whole Fraction as an int, so fields without resampling keep the int strides they always had."""
+    return int(x) if isinstance(x, Fraction) and x.denominator == 1 else x
+
+
+def _from_axes(axes: tuple[Axis, Axis]) -> Field:
+    size, stride, offset = [], [], []
+    for a in axes:
+        spans = [(lo, hi) for lo, hi in zip(a.lo, a.hi) if lo is not None]
+        size.append(max(hi - lo + 1 for lo, hi in spans) if spans else 0)
+        stride.append(_exact(Fraction(a.shift, a.period)))
+        first = next(phi for phi in range(a.period) if a.lo[phi] is not None) if spans else 0
+        lo, hi = a.at(first) or (0, 0)
+        offset.append((lo + hi) / 2 - first * float(Fraction(a.shift, a.period)))
+    if all(a.period == 1 for a in axes):
+        return Field(tuple(size), tuple(stride), tuple(offset))  # the regular form: no table needed
+    return Field(tuple(size), tuple(stride), tuple(offset), axes)
+
+
+def _through_resample(f: Field, r: Resample) -> Field:
+    if f.size is None:
+        return f
+    axes = []
+    for ax in (0, 1):
+        a = f.axis(ax)
+        # the output period after which the input index moves by a whole number of the field's periods
+        t = a.period // math.gcd(r.shift[ax], a.period) if r.shift[ax] else 1
+        period, moved = r.period[ax] * t, r.shift[ax] * t
+        spans = []
+        for o in range(period):
+            reads = r.reads(ax, o)
+            first, last = (a.at(reads[0]), a.at(reads[1])) if reads is not None else (None, None)
+            spans.append(None if first is None or last is None else (first[0], last[1]))
+        axes.append(Axis.of(period, a.shift * moved // a.period, spans))
+    return _from_axes(tuple(axes))
+
+
+def _window_on_axes(f: Field, w: Window) -> Field:
+    """A window op after a resampling one: output pixel o reads field pixels s*o - p .. s*o - p + d(k-1)."""
+    axes = []
+    for ax in (0, 1):
+        a = f.axis(ax)
+        s, span = w.stride[ax], w.dilation[ax] * (w.kernel[ax] - 1)
+        g = math.gcd(s, a.period)
+        period = a.period // g
+        spans = []
+        for o in range(period):
+            first, last = a.at(s * o - w.pad[ax]), a.at(s * o - w.pad[ax] + span)
+            spans.append(None if first is None or last is None else (first[0], last[1]))
+        axes.append(Axis.of(period, a.shift * s // g, spans))
+    return _from_axes(tuple(axes))
 
 
 def _through_window(f: Field, w: Window) -> Field:
     if f.size is None or (w.kernel == (1, 1) and w.stride == (1, 1) and w.pad == (0, 0)):
         return f  # global already, or a pointwise window: (r, j, c) stay as they are
+    if f.axes is not None:
+        return _window_on_axes(f, w)
     size, stride, offset = [], [], []
     for ax in (0, 1):
         k = w.dilation[ax] * (w.kernel[ax] - 1) + 1
@@ -66,6 +177,17 @@ def _through_window(f: Field, w: Window) -> Field:
 def _merge(fields: list[Field]) -> Field:
     if any(f.size is None for f in fields):
         return next(f for f in fields if f.size is None)
+    if any(f.axes is not None for f in fields) and len({f.stride for f in fields}) == 1:
+        axes = []
+        for ax in (0, 1):
+            tables = [f.axis(ax) for f in fields]
+            period = math.lcm(*(a.period for a in tables))
+            spans = []
+            for o in range(period):
+                each = [sp for sp in (a.at(o) for a in tables) if sp is not None]
+                spans.append((min(sp[0] for sp in each), max(sp[1] for sp in each)) if each else None)
+            axes.append(Axis.of(period, tables[0].shift * period // tables[0].period, spans))
+        return _from_axes(tuple(axes))
     size, stride, offset = [], [], []
     for ax in (0, 1):
         lo = min(f.offset[ax] - (f.size[ax] - 1) / 2 for f in fields)
@@ -97,6 +219,8 @@ def receptive_fields(network: Network) -> dict[str, Field]:
             f = Field(None, f.stride, whole)
         elif isinstance(window, Window):
             f = _through_window(f, window)
+        elif isinstance(window, Resample):
+            f = _through_resample(f, window)
         fields[n.name] = f
     return fields
 

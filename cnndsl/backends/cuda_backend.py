@@ -20,7 +20,7 @@ from ..analysis.params import weight_specs
 from ..ir import Network, Node
 from ..ops import ELEMENTWISE, VIEW
 from .base import emit_all, literal, ops_lowered_as, quoted, where
-from .layout import LINE, fit_all
+from .layout import LINE, fit_all, outputs_line
 from .lowering import Step, epilogue, plan
 from .torch_layers import tuple_literal
 
@@ -53,6 +53,7 @@ def render(network: Network) -> str:
         NETWORK_PART,
         f"INPUT_SHAPE = {_py(network.input_shape)}",
         f"OUTPUT = {_q(network.output)}",
+        outputs_line(network),
         "# name -> (shape, dtype, kind, init): the shared weight naming of every cnndsl backend",
         "WEIGHTS = {",
         *(f'    {_q(k)}: ({_py(s.shape)}, "{s.dtype}", "{s.kind}", {_py(s.init)}),' for k, s in specs.items()),
@@ -98,20 +99,7 @@ def render(network: Network) -> str:
     lines += [
         "        self._params = {k: cuda.to_device(v) for k, v in p.items()}",
         "",
-        "    def __call__(self, x):",
-        '        """Run the network: numpy in, numpy out; a device array in, a new device array out."""',
-        "        if is_device_array(x):",
-        "            x = as_device_array(x)",
-        "            self._check_device_input(x)",
-        "            y = self.forward(x)",
-        "            out = cuda.device_array(y.shape, _np.float32)",
-        "            out.copy_to_device(y)",
-        "            return out",
-        "        x = self._check_input(x)",
-        "        t = self._device_buffers(x.shape[0])",
-        '        t["input"].copy_to_device(x)',
-        '        return self.forward(t["input"]).copy_to_host()',
-        "",
+        *_call_lines(len(network.outputs) > 1),
         "    def _check_device_input(self, x):",
         "        if x.dtype != _np.float32 or tuple(x.shape[1:]) != tuple(self.INPUT_SHAPE) or not x.is_c_contiguous():",
         '            expected = "x".join(["N", *map(str, self.INPUT_SHAPE)])',
@@ -134,7 +122,7 @@ def render(network: Network) -> str:
     launches: list[str] = []
     emit_all(steps, _LAUNCH, "cuda", _Launches(network, launches))
     lines += launches
-    lines += [f"        return {_t(network.output)}", ""]
+    lines += [f"        return {', '.join(_t(o) for o in network.outputs)}", ""]
     network_part = lines.index(NETWORK_PART)
     return "\n".join(lines[:network_part] + fit_all(lines[network_part:]))
 
@@ -164,6 +152,44 @@ class _Launches:
 
     def __init__(self, network: Network, lines: list[str]):
         self.network, self.lines = network, lines
+
+
+def _call_lines(several: bool) -> list[str]:
+    """Model.__call__: one array for one output; a tuple in declaration order (OUTPUTS) for several."""
+    if not several:
+        return [
+            "    def __call__(self, x):",
+            '        """Run the network: numpy in, numpy out; a device array in, a new device array out."""',
+            "        if is_device_array(x):",
+            "            x = as_device_array(x)",
+            "            self._check_device_input(x)",
+            "            y = self.forward(x)",
+            "            out = cuda.device_array(y.shape, _np.float32)",
+            "            out.copy_to_device(y)",
+            "            return out",
+            "        x = self._check_input(x)",
+            "        t = self._device_buffers(x.shape[0])",
+            '        t["input"].copy_to_device(x)',
+            '        return self.forward(t["input"]).copy_to_host()',
+            "",
+        ]
+    return [
+        "    def __call__(self, x):",
+        '        """Run the network: a tuple of outputs in OUTPUTS order, numpy for numpy, new device arrays for device."""',
+        "        if is_device_array(x):",
+        "            x = as_device_array(x)",
+        "            self._check_device_input(x)",
+        "            ys = self.forward(x)",
+        "            outs = tuple(cuda.device_array(y.shape, _np.float32) for y in ys)",
+        "            for out, y in zip(outs, ys):",
+        "                out.copy_to_device(y)",
+        "            return outs",
+        "        x = self._check_input(x)",
+        "        t = self._device_buffers(x.shape[0])",
+        '        t["input"].copy_to_device(x)',
+        '        return tuple(y.copy_to_host() for y in self.forward(t["input"]))',
+        "",
+    ]
 
 
 def _t(name: str) -> str:
@@ -206,7 +232,40 @@ def _prep_bn(network: Network, step: Step) -> list[str]:
     ]
 
 
-_PREP = {"conv": _prep_folded, "fc": _prep_folded, "bn": _prep_bn}
+def _prep_tensors(*names: str):
+    """Weights a launch takes as they are, flat float32: `<node>.<name>` for each name."""
+
+    def prep(network: Network, step: Step) -> list[str]:
+        k = step.node.name
+        return [line for t in names for line in (f'v = w["{k}.{t}"]', f'p["{k}.{t}"] = v.astype(_np.float32).ravel()')]
+
+    return prep
+
+
+def _prep_convt(network: Network, step: Step) -> list[str]:
+    k, cout = step.node.name, step.node.shape[0]
+    bias = f'w["{k}.bias"]' if step.node.attrs["bias"] else f"_np.zeros({cout})"
+    return [
+        f'v = w["{k}.weight"]',
+        f'p["{k}.weight"] = v.astype(_np.float32)',
+        f"v = {bias}",
+        f'p["{k}.shift"] = v.astype(_np.float32)',
+    ]
+
+
+def _prep_layer_scale(network: Network, step: Step) -> list[str]:
+    k, c = step.node.name, step.node.shape[0]
+    return [*_prep_tensors("scale")(network, step), f'p["{k}.shift"] = _np.zeros({c}, _np.float32)']
+
+
+_PREP = {
+    "conv": _prep_folded,
+    "fc": _prep_folded,
+    "bn": _prep_bn,
+    "layernorm": _prep_tensors("weight", "bias"),
+    "layer_scale": _prep_layer_scale,
+    "convt": _prep_convt,
+}
 
 
 def _launch_conv(network: Network, step: Step) -> list[str]:
@@ -270,8 +329,47 @@ def _launch_view(network: Network, step: Step) -> list[str]:
     """No launch: the same device buffer, reshaped where the shape changes (flatten)."""
     src = network.node(step.node.inputs[0])
     if src.shape == step.node.shape:
-        return [f"{_t(step.out)} = {_t(src.name)}  # {step.node.op}: identity at inference"]
+        line = f"{_t(step.out)} = {_t(src.name)}  # {step.node.op}: identity at inference"
+        if len(line) + 8 <= LINE:
+            return [line]
+        return [f"# {step.node.op}: identity at inference", f"{_t(step.out)} = {_t(src.name)}"]
     return [f"{_t(step.out)} = {_t(src.name)}.reshape(n, {', '.join(map(str, step.node.shape))})"]
+
+
+def _launch_gather(network: Network, step: Step) -> list[str]:
+    """slice, shuffle and crop: one copying kernel with a channel map and a spatial offset."""
+    a, op = step.node.attrs, step.node.op
+    c0 = a["start"] if op == "slice" else 0
+    groups = a["groups"] if op == "shuffle" else 1
+    h0, w0 = a["offset"] if op == "crop" else (0, 0)
+    return [f"gather({_t(step.node.inputs[0])}, {_t(step.out)}, {c0}, {groups}, {h0}, {w0})"]
+
+
+def _launch_upsample(network: Network, step: Step) -> list[str]:
+    from ..ops import upsample_ratio
+
+    a = step.node.attrs
+    ratio = upsample_ratio(a, network.node(step.node.inputs[0]).shape[1:])
+    flags = f"{a['mode'] == 'bilinear'}, {a['align_corners']}"
+    return [f"upsample({_t(step.node.inputs[0])}, {_t(step.out)}, {_py(ratio)}, {flags})"]
+
+
+def _launch_layernorm(network: Network, step: Step) -> list[str]:
+    k = step.node.name
+    eps = _py(float(step.node.attrs["eps"]))
+    return [f'layernorm({_t(step.node.inputs[0])}, p["{k}.weight"], p["{k}.bias"], {_t(step.out)}, {eps})']
+
+
+def _launch_layer_scale(network: Network, step: Step) -> list[str]:
+    k = step.node.name
+    return [f'affine({_t(step.node.inputs[0])}, p["{k}.scale"], p["{k}.shift"], {_t(step.out)}, {_act(step)})']
+
+
+def _launch_convt(network: Network, step: Step) -> list[str]:
+    node, a = step.node, step.node.attrs
+    args = f'p["{node.name}.weight"], p["{node.name}.shift"], {_t(step.out)}'
+    geometry = f"{_py(a['stride'])}, {_py(a['pad'])}, {_py(a['dilation'])}, {a['groups']}"
+    return [f"conv_transpose2d({_t(node.inputs[0])}, {args}, {geometry}, {_act(step)})"]
 
 
 _LAUNCHERS = {
@@ -289,6 +387,13 @@ _LAUNCHERS = {
     "mul": _launch_binary,
     "concat": _launch_concat,
     "softmax": lambda network, step: [f"softmax({_t(step.node.inputs[0])}, {_t(step.out)})"],
+    "layernorm": _launch_layernorm,
+    "layer_scale": _launch_layer_scale,
+    "slice": _launch_gather,
+    "shuffle": _launch_gather,
+    "crop": _launch_gather,
+    "upsample": _launch_upsample,
+    "convt": _launch_convt,
 }
 
 

@@ -21,7 +21,7 @@ from ..analysis.params import node_weights, weight_specs
 from ..ir import Network, Node
 from ..ops import ELEMENTWISE, VIEW
 from .base import Namespace, emit_all, literal, ops_lowered_as, quoted, where
-from .layout import LINE, fit_all
+from .layout import LINE, fit_all, outputs_line
 from .lowering import Step, epilogue, plan, plan_buffers
 from .torch_layers import tuple_literal
 
@@ -269,6 +269,66 @@ def _adaptive_avgpool(r: _Context, step: Step) -> None:
     r.fwd.append(f"adaptive_avgpool2d({r.var[step.node.inputs[0]]}, {y})")
 
 
+def _view4(r: _Context, value: str) -> str:
+    """(N, C, H, W) view of a feature map, (N, F, 1, 1) of a flat vector."""
+    shape = r.shape(value)
+    return f"{r.var[value]}.reshape({_dims(shape if len(shape) == 3 else (shape[0], 1, 1))})"
+
+
+def _gather(r: _Context, step: Step) -> None:
+    """slice, shuffle and crop: one copying kernel with a channel map and a spatial offset."""
+    a, src = step.node.attrs, step.node.inputs[0]
+    c0 = a["start"] if step.op == "slice" else 0
+    groups = a["groups"] if step.op == "shuffle" else 1
+    h0, w0 = a["offset"] if step.op == "crop" else (0, 0)
+    r.output(step)
+    r.fwd.append(f"gather({_view4(r, src)}, {_view4(r, step.out)}, {c0}, {groups}, {h0}, {w0})")
+
+
+def _upsample(r: _Context, step: Step) -> None:
+    from ..ops import upsample_ratio
+
+    a, src = step.node.attrs, step.node.inputs[0]
+    rh, rw = upsample_ratio(a, r.shape(src)[1:])
+    y = r.output(step)
+    bilinear, corners = int(a["mode"] == "bilinear"), int(a["align_corners"])
+    r.fwd.append(f"upsample2d({r.var[src]}, {y}, {literal(rh)}, {literal(rw)}, {bilinear}, {corners})")
+
+
+def _layernorm(r: _Context, step: Step) -> None:
+    node, src = step.node, step.node.inputs[0]
+    c = r.shape(src)[0]
+    w = r.weight((c,), f"weights[{quoted(node.name + '.weight')}]")
+    b = r.weight((c,), f"weights[{quoted(node.name + '.bias')}]")
+    r.output(step)
+    r.fwd.append(f"layernorm({r.view3(src)}, {w}, {b}, {r.view3(step.out)}, {literal(float(node.attrs['eps']))})")
+
+
+def _layer_scale(r: _Context, step: Step) -> None:
+    node, src = step.node, step.node.inputs[0]
+    c = r.shape(src)[0]
+    scale = r.weight((c,), f"weights[{quoted(node.name + '.scale')}]")
+    zero = r.weight((c,), f"_knp.zeros({c}, _knp.float32)")
+    r.output(step)
+    r.fwd.append(f"scale_shift({r.view3(src)}, {scale}, {zero}, {r.view3(step.out)}, {_act(step)})")
+
+
+def _convt(r: _Context, step: Step) -> None:
+    node, a = step.node, step.node.attrs
+    src = node.inputs[0]
+    cin = r.shape(src)[0]
+    cout = node.shape[0]
+    kh, kw = a["kernel"]
+    w = r.weight((cin, cout // a["groups"], kh, kw), f"weights[{quoted(node.name + '.weight')}]")
+    bias = f"weights[{quoted(node.name + '.bias')}]" if a["bias"] else f"_knp.zeros({cout}, _knp.float32)"
+    b = r.weight((cout,), bias)
+    y = r.output(step)
+    (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
+    r.fwd.append(
+        f"conv_transpose2d({r.var[src]}, {w}, {b}, {y}, {a['groups']}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, {_act(step)})"
+    )
+
+
 # What each op becomes: one entry per op (every VIEW and ELEMENTWISE op shares its kind's emitter).
 EMIT = {
     **{op: _view for op in ops_lowered_as(VIEW)},
@@ -285,6 +345,13 @@ EMIT = {
     "gap": _global_pool(0),
     "gmp": _global_pool(1),
     "adaptive_avgpool": _adaptive_avgpool,
+    "layernorm": _layernorm,
+    "layer_scale": _layer_scale,
+    "slice": _gather,
+    "shuffle": _gather,
+    "crop": _gather,
+    "upsample": _upsample,
+    "convt": _convt,
 }
 
 
@@ -327,7 +394,7 @@ def render(network: Network, inline_kernels: bool = True) -> str:
         ]
         kernels = f"# kernel library sha256 {hashlib.sha256(_kernels().encode()).hexdigest()[:16]}\n"
     imports = runtime.import_block(api_imports + kernel_imports)
-    out_var = r.var[network.output]
+    out_vars = ", ".join(f"{r.var[o]}.copy()" for o in network.outputs)
     if r.steps <= JIT_FORWARD_MAX_STEPS:
         decorator, forward_doc = "@_nb.njit(cache=True)", "The whole network in one compiled call"
     else:
@@ -352,6 +419,7 @@ WEIGHTS = {{
 }}
 INPUT_SHAPE = {tuple(network.input_shape)!r}
 OUTPUT_SHAPE = {tuple(network.output_shape)!r}
+{outputs_line(network)}
 ARENA_FLOATS = {r.buffers.arena_floats}  # per sample: every intermediate, slots reused once dead
 SCRATCH_FLOATS = {max(r.scratch, 1)}  # the largest conv's im2col columns or wide rows (one image)
 PACKED_FLOATS = {max(r.wsize, 1)}  # every kernel and bias, batch norm folded in
@@ -362,7 +430,7 @@ def _forward(x, W, A, S):
     """{forward_doc}: x (N, ...) float32, W packed weights, A arena, S scratch."""
     n = x.shape[0]
 {forward}
-    return {out_var}.copy()
+    return {out_vars}
 
 
 class Model(ModelBase):

@@ -88,6 +88,44 @@ def _fc(node: Node, ins: list[Shape]) -> tuple[str, list[str]]:
     return "nn.Linear", args
 
 
+def _shape_literal(t: tuple[int, ...]) -> str:
+    return "(" + ", ".join(num(v) for v in t) + ("," if len(t) == 1 else "") + ")"
+
+
+def _per_channel(shape: Shape) -> tuple[int, ...]:
+    return (shape[0], 1, 1) if len(shape) == 3 else (shape[0],)
+
+
+def _layernorm(node: Node, ins: list[Shape]) -> tuple[str, list[str]]:
+    args = [num(ins[0][0])]
+    _kw(args, "eps", num(node.attrs["eps"]), "1e-05")
+    return "LayerNorm2d", args
+
+
+def _upsample(node: Node, ins: list[Shape]) -> tuple[str, list[str]]:
+    a = node.attrs
+    if a["scale"] is not None:
+        sh, sw = a["scale"]
+        args = [f"scale_factor={num(sh) if sh == sw else _shape_literal((sh, sw))}"]
+    else:
+        args = [f"size={_shape_literal(a['size'])}"]
+    _kw(args, "mode", '"bilinear"' if a["mode"] == "bilinear" else '"nearest"', '"nearest"')
+    _kw(args, "align_corners", "True" if a["align_corners"] else "False", "False")
+    return "nn.Upsample", args
+
+
+def _convt(node: Node, ins: list[Shape]) -> tuple[str, list[str]]:
+    a = node.attrs
+    args = [num(ins[0][0]), num(a["out"]), pair(a["kernel"])]
+    _kw(args, "stride", pair(a["stride"]), "1")
+    _kw(args, "padding", pair(a["pad"]), "0")
+    _kw(args, "output_padding", pair(a["output_pad"]), "0")
+    _kw(args, "groups", num(a["groups"]), "1")
+    _kw(args, "bias", "True" if a["bias"] else "False", "True")
+    _kw(args, "dilation", pair(a["dilation"]), "1")
+    return "nn.ConvTranspose2d", args
+
+
 def _plain(cls: str, *args: str) -> Callable[[Node, list[Shape]], tuple[str, list[str]]]:
     return lambda node, ins: (cls, list(args))
 
@@ -114,7 +152,35 @@ MODULES: dict[str, Callable[[Node, list[Shape]], tuple[str, list[str]]]] = {
     "hardswish": _plain("nn.Hardswish"),
     "hardsigmoid": _plain("nn.Hardsigmoid"),
     "softmax": _plain("nn.Softmax", "dim=1"),
+    "layernorm": _layernorm,
+    "layer_scale": lambda node, ins: ("LayerScale", [_shape_literal(_per_channel(ins[0])), num(node.attrs["init"])]),
+    "stochastic_depth": lambda node, ins: ("StochasticDepth", [num(node.attrs["p"])]),
+    "slice": lambda node, ins: ("ChannelSlice", [num(node.attrs["start"]), num(node.attrs["end"])]),
+    "shuffle": lambda node, ins: ("ChannelShuffle", [num(node.attrs["groups"])]),
+    "upsample": _upsample,
+    "crop": lambda node, ins: (
+        "CenterCrop2d",
+        [_shape_literal(node.attrs["size"]), _shape_literal(node.attrs["offset"])],
+    ),
+    "convt": _convt,
 }
+
+# Classes of runtime/torch_modules.py that a generated module copies in when it uses them.
+SUPPORT = ("LayerNorm2d", "LayerScale", "StochasticDepth", "ChannelSlice", "ChannelShuffle", "CenterCrop2d")
+
+
+def support_lines(callees: set[str]) -> list[str]:
+    """The source of the runtime classes among callees, each after two blank lines (for the module body)."""
+    from .. import runtime
+
+    text = runtime.source("torch_modules.py")
+    out: list[str] = []
+    for cls in SUPPORT:
+        if cls in callees:
+            start = text.index(f"class {cls}(")
+            end = text.find("\n\n\nclass ", start)
+            out += ["", "", *text[start : None if end < 0 else end].strip("\n").split("\n")]
+    return out
 
 
 def _call(fn: str, *args: str) -> Callable[[Node, str], str]:

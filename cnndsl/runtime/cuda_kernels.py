@@ -362,6 +362,119 @@ def softmax(x, out):
     softmax_kernel[_blocks(rows), THREADS](_flat(x), _flat(out), channels, spatial, rows)
 
 
+# ---- channel rearrangement, resampling, normalisation (ConvNeXt, ShuffleNet, dense prediction) ----------
+@cuda.jit
+def gather_kernel(x, out, c0, groups, h0, w0):
+    """out[n, c, i, j] = x[n, c0 + (c % g) * (C' / g) + c // g, h0 + i, w0 + j]: slice, shuffle or crop."""
+    i = cuda.grid(1)
+    if i < out.size:
+        n, c, h, w = _unravel4(i, out.shape)
+        per = out.shape[1] // groups
+        out[n, c, h, w] = x[n, c0 + (c % groups) * per + c // groups, h0 + h, w0 + w]
+
+
+def gather(x, out, c0, groups, h0, w0):
+    x4 = x if len(x.shape) == 4 else x.reshape(x.shape[0], x.shape[1], 1, 1)
+    out4 = out if len(out.shape) == 4 else out.reshape(out.shape[0], out.shape[1], 1, 1)
+    gather_kernel[_blocks(out.size), THREADS](x4, out4, c0, groups, h0, w0)
+
+
+@cuda.jit(device=True)
+def _source_index(o, ratio, size, bilinear, align_corners):
+    """torch's source index of output index o along one axis, in float32 as its kernels: (i0, i1, weight of i1)."""
+    t = _f32(o)
+    if not bilinear:
+        return min(int(_kmath.floor(t * ratio)), size - 1), 0, _f32(0.0)
+    if align_corners:
+        real = ratio * t
+    else:
+        real = max(ratio * (t + _f32(0.5)) - _f32(0.5), _f32(0.0))
+    i0 = int(real)
+    i1 = i0 + 1 if i0 < size - 1 else i0
+    return i0, i1, _f32(real - _f32(i0))
+
+
+@cuda.jit
+def upsample_kernel(x, out, rh, rw, bilinear, align_corners):
+    i = cuda.grid(1)
+    if i < out.size:
+        n, c, h, w = _unravel4(i, out.shape)
+        a0, a1, la = _source_index(h, rh, x.shape[2], bilinear, align_corners)
+        b0, b1, lb = _source_index(w, rw, x.shape[3], bilinear, align_corners)
+        if bilinear:
+            one = _f32(1.0)
+            top = (one - lb) * x[n, c, a0, b0] + lb * x[n, c, a0, b1]
+            bottom = (one - lb) * x[n, c, a1, b0] + lb * x[n, c, a1, b1]
+            out[n, c, h, w] = (one - la) * top + la * bottom
+        else:
+            out[n, c, h, w] = x[n, c, a0, b0]
+
+
+def upsample(x, out, ratio, bilinear, align_corners):
+    """Nearest or bilinear upsampling (torch's F.interpolate); ratio: input pixels per output pixel (h, w)."""
+    upsample_kernel[_blocks(out.size), THREADS](x, out, _f32(ratio[0]), _f32(ratio[1]), bilinear, align_corners)
+
+
+@cuda.jit
+def layernorm_kernel(x, w, b, out, channels, spatial, rows, eps):
+    """Layer norm over the channels of each (sample, position), one thread each (biased variance, as torch)."""
+    i = cuda.grid(1)
+    if i >= rows:
+        return
+    n, s = i // spatial, i % spatial
+    base = n * channels * spatial + s
+    m = _f32(0.0)
+    for c in range(channels):
+        m += x[base + c * spatial]
+    m /= channels
+    v = _f32(0.0)
+    for c in range(channels):
+        d = x[base + c * spatial] - m
+        v += d * d
+    inv = _f32(1.0) / _kmath.sqrt(v / channels + eps)
+    for c in range(channels):
+        out[base + c * spatial] = (x[base + c * spatial] - m) * inv * w[c] + b[c]
+
+
+def layernorm(x, w, b, out, eps):
+    channels = out.shape[1]
+    spatial = out.size // (out.shape[0] * channels)
+    rows = out.shape[0] * spatial
+    layernorm_kernel[_blocks(rows), THREADS](_flat(x), w, b, _flat(out), channels, spatial, rows, _f32(eps))
+
+
+@cuda.jit
+def conv_transpose2d_kernel(x, w, shift, out, sh, sw, ph, pw, dh, dw, groups, act, alpha):
+    """One thread per output: the sum over the input pixels and taps that scatter into it (ConvTranspose2d)."""
+    i = cuda.grid(1)
+    if i >= out.size:
+        return
+    n, o, oy, ox = _unravel4(i, out.shape)
+    og = w.shape[1]
+    cin = x.shape[1] // groups
+    g, k = o // og, o % og
+    acc = shift[o]
+    for ky in range(w.shape[2]):
+        ty = oy + ph - ky * dh
+        if ty < 0 or ty % sh != 0 or ty // sh >= x.shape[2]:
+            continue
+        iy = ty // sh
+        for kx in range(w.shape[3]):
+            tx = ox + pw - kx * dw
+            if tx < 0 or tx % sw != 0 or tx // sw >= x.shape[3]:
+                continue
+            ix = tx // sw
+            for c in range(g * cin, (g + 1) * cin):
+                acc += x[n, c, iy, ix] * w[c, k, ky, kx]
+    out[n, o, oy, ox] = activate(acc, act, alpha)
+
+
+def conv_transpose2d(x, w, shift, out, stride, pad, dilation, groups, act=ACT_NONE, alpha=0.0):
+    conv_transpose2d_kernel[_blocks(out.size), THREADS](
+        x, w, shift, out, stride[0], stride[1], pad[0], pad[1], dilation[0], dilation[1], groups, act, _f32(alpha)
+    )
+
+
 # ---- helpers -----------------------------------------------------------------------------
 @cuda.jit(device=True)
 def _unravel4(i, shape):

@@ -2,7 +2,7 @@
 # This file is copied verbatim into generated modules, so that they need only numpy
 # (and numba). It must not import cnndsl. A generated module defines, before it:
 #   WEIGHTS: dict[str, tuple]  name -> (shape, dtype, "param"|"buffer", init), init being
-#            a fan-in (torch's default uniform +-1/sqrt(fan_in)), "ones" or "zeros"
+#            a fan-in (torch's default uniform +-1/sqrt(fan_in)), "ones", "zeros" or a float (a fill)
 #   INPUT_SHAPE: tuple[int, ...]                         per-sample input shape
 import math as _math
 import os as _os
@@ -182,6 +182,8 @@ class ModelBase:
                 weights[name] = _np.ones(shape, dtype)
             elif init == "zeros":
                 weights[name] = _np.zeros(shape, dtype)
+            elif isinstance(init, float):  # a constant fill (layer_scale's init value)
+                weights[name] = _np.full(shape, init, dtype)
             else:
                 bound = 1.0 / _math.sqrt(init)
                 weights[name] = rng.uniform(-bound, bound, size=shape).astype(dtype)

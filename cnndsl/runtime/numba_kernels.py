@@ -666,4 +666,98 @@ def softmax(x, y):
                 y[n, c, i] = y[n, c, i] / s
 
 
+# ---- channel rearrangement, resampling, normalisation (ConvNeXt, ShuffleNet, dense prediction) ----------
+@_nb.njit(cache=True)
+def gather(x, y, c0, groups, h0, w0):
+    """y[n, c, i, j] = x[n, src(c), h0 + i, w0 + j] on NCHW arrays, where src(c) = c0 + (c % g) * (C' / g) + c // g:
+    a channel slice (g = 1), a channel shuffle (c0 = 0) or a crop (offsets h0, w0)."""
+    per = y.shape[1] // groups
+    for n in range(y.shape[0]):
+        for c in range(y.shape[1]):
+            src = c0 + (c % groups) * per + c // groups
+            for i in range(y.shape[2]):
+                y[n, c, i, :] = x[n, src, h0 + i, w0 : w0 + y.shape[3]]
+
+
+@_nb.njit(cache=True, inline="always")
+def _source_index(o, ratio, size, bilinear, align_corners):
+    """torch's source index along one axis for output index o, in float32 as its CPU kernels: (i0, i1, w1)."""
+    r, t = _knp.float32(ratio), _knp.float32(o)
+    if not bilinear:
+        return min(int(_kmath.floor(t * r)), size - 1), 0, _knp.float32(0.0)
+    if align_corners:
+        real = r * t
+    else:
+        real = max(r * (t + _knp.float32(0.5)) - _knp.float32(0.5), _knp.float32(0.0))
+    i0 = int(real)
+    i1 = i0 + 1 if i0 < size - 1 else i0
+    return i0, i1, _knp.float32(real - _knp.float32(i0))
+
+
+@_nb.njit(cache=True)
+def upsample2d(x, y, rh, rw, bilinear, align_corners):
+    """Nearest or bilinear upsampling of NCHW x into y (torch's F.interpolate); rh, rw input pixels per output."""
+    h, w = x.shape[2], x.shape[3]
+    for i in range(y.shape[2]):
+        a0, a1, la = _source_index(i, rh, h, bilinear, align_corners)
+        for j in range(y.shape[3]):
+            b0, b1, lb = _source_index(j, rw, w, bilinear, align_corners)
+            for n in range(y.shape[0]):
+                for c in range(y.shape[1]):
+                    if bilinear:
+                        top = (1 - lb) * x[n, c, a0, b0] + lb * x[n, c, a0, b1]
+                        bottom = (1 - lb) * x[n, c, a1, b0] + lb * x[n, c, a1, b1]
+                        y[n, c, i, j] = (1 - la) * top + la * bottom
+                    else:
+                        y[n, c, i, j] = x[n, c, a0, b0]
+
+
+@_nb.njit(cache=True)
+def layernorm(x, w, b, y, eps):
+    """Layer norm over the channels of each position of (N, C, HW) x (biased variance, as torch)."""
+    c_n = x.shape[1]
+    for n in range(x.shape[0]):
+        for i in range(x.shape[2]):
+            m = 0.0
+            for c in range(c_n):
+                m += x[n, c, i]
+            m /= c_n
+            v = 0.0
+            for c in range(c_n):
+                d = x[n, c, i] - m
+                v += d * d
+            inv = 1.0 / _kmath.sqrt(v / c_n + eps)
+            for c in range(c_n):
+                y[n, c, i] = (x[n, c, i] - m) * inv * w[c] + b[c]
+
+
+@_nb.njit(cache=True)
+def conv_transpose2d(x, w, b, y, groups, sh, sw, ph, pw, dh, dw, act, slope):
+    """Transposed convolution (torch's ConvTranspose2d) of NCHW x with w (Cin, Cout/g, kh, kw): every input
+    pixel scatters into the output, then the bias and the activation."""
+    cin, og = x.shape[1] // groups, w.shape[1]
+    kh, kw = w.shape[2], w.shape[3]
+    oh, ow = y.shape[2], y.shape[3]
+    for n in range(y.shape[0]):
+        for o in range(y.shape[1]):
+            y[n, o, :, :] = b[o]
+        for ci in range(x.shape[1]):
+            g = ci // cin
+            for ih in range(x.shape[2]):
+                for iw in range(x.shape[3]):
+                    v = x[n, ci, ih, iw]
+                    for ky in range(kh):
+                        oy = ih * sh - ph + ky * dh
+                        if oy < 0 or oy >= oh:
+                            continue
+                        for kx in range(kw):
+                            ox = iw * sw - pw + kx * dw
+                            if ox < 0 or ox >= ow:
+                                continue
+                            for k in range(og):
+                                y[n, g * og + k, oy, ox] += v * w[ci, k, ky, kx]
+        for o in range(y.shape[1]):
+            activate(y[n, o].reshape(oh * ow), act, slope)
+
+
 # ---- end of cnndsl numba kernels --------------------------------------------------------------

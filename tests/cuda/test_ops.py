@@ -48,6 +48,15 @@ CASES = {
     # the rest
     "softmax_channels": "input 2x3x3\nconv1x1(3) -> softmax",
     "flatten_dropout": "input 2x3x3\nflatten -> dropout(0.5) -> fc(3)",
+    # issue 14's ops
+    "layernorm_layer_scale": "input 5x3x2\nlayernorm(eps=1e-6) -> layer_scale(0.5) -> stochastic_depth(0.2)",
+    "layernorm_flat": "input 2x2x2\nflatten -> layernorm -> layer_scale",
+    "slice_shuffle": "input 6x3x3\nconcat(slice(0, 2), slice(2) -> conv1x1(4)) -> shuffle(3)",
+    "crop": "input 2x7x6\ncrop((4, 3))",
+    "upsample_nearest": "input 2x3x4\nupsample(2) -> upsample(size=(7, 5)) -> upsample(1.5)",
+    "upsample_bilinear": "input 2x3x4\nupsample(2, mode=bilinear) -> upsample(size=(5, 9), mode=bilinear, align_corners=true)",
+    "convt": "input 4x3x3\nconvt2x2(4, stride=2) -> relu -> convt(4, kernel=3, stride=2, pad=1, output_pad=1, groups=2, bias=false)",
+    "convt_dilated": "input 2x3x4\nconvt(3, kernel=(3, 2), stride=(2, 1), dilation=2, pad=(1, 0)) -> silu",
     # many ops in one network, with values that feed several consumers
     "mixed": """input 6x9x9
 conv3x3(4, table=[[0, 1], [2, 3, 4], [5], [0, 5]]) -> bn -> relu6 -> maxpool3(stride=2, pad=1, ceil=true)

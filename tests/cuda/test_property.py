@@ -6,6 +6,7 @@ import pytest
 from helpers import check_agrees
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from spec_strategies import reach_layer
 
 import cnndsl
 from cnndsl.backends.lowering import elementwise_ops
@@ -18,7 +19,14 @@ ACTIVATIONS = [f"{op}(0.1)" if OPS[op].scalar else op for op in elementwise_ops(
 @st.composite
 def layer(draw, channels: int) -> tuple[str, int]:
     """One chain element that keeps a small feature map valid, and the channels after it."""
-    kind = draw(st.sampled_from(["conv", "dwconv", "groups", "bn", "act", "pool", "residual", "concat", "mul", "add"]))
+    kind = draw(
+        st.sampled_from(
+            ["conv", "dwconv", "groups", "bn", "act", "pool", "residual", "concat", "mul", "add"] + ["reach"] * 3
+        )
+    )
+    if kind == "reach":  # issue 14's ops; the spatial size is not tracked here, so no crop
+        text, shape = draw(reach_layer((channels, 1, 1), crop=False))
+        return text, shape[0]
     if kind == "conv":
         out, k = draw(st.integers(1, 5)), draw(st.sampled_from([1, 3]))
         stride, dilation, bias = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.booleans())
