@@ -7,7 +7,9 @@ deeper than the spec's bracket nesting.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from .source import Span
 
@@ -126,6 +128,25 @@ class ListExpr:
 
 
 @dataclass(frozen=True, slots=True)
+class Comprehension:
+    """`[item for var in items]`: a list computed from another (a value, never a layer)."""
+
+    item: Expr
+    var: str
+    items: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """`widths[i]`: one item of a list or tuple value."""
+
+    base: Name
+    index: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Repeat:
     """`[var: body]xCOUNT`"""
 
@@ -136,7 +157,22 @@ class Repeat:
 
 
 Expr = (
-    Number | Name | String | Bool | Call | Pipe | Label | Cond | Chain | Unary | Power | TupleExpr | ListExpr | Repeat
+    Number
+    | Name
+    | String
+    | Bool
+    | Call
+    | Pipe
+    | Label
+    | Cond
+    | Chain
+    | Unary
+    | Power
+    | TupleExpr
+    | ListExpr
+    | Repeat
+    | Comprehension
+    | Index
 )
 
 
@@ -182,6 +218,7 @@ class Import:
     target: str
     is_path: bool  # "file.cnn" versus a standard-library module name
     span: Span = _span()
+    names: tuple[Name, ...] | None = None  # `from M import a, b`: only these; None: everything
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,12 +242,28 @@ class Freeze:
 
 
 @dataclass(frozen=True, slots=True)
+class TensorDef:
+    """`tensor name = chain`: the chain's result, usable later by name."""
+
+    name: str
+    expr: Expr
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    names: tuple[Name, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Body:
     expr: Expr
     span: Span = _span()
 
 
-Statement = Input | NetworkName | Let | BlockDef | Import | Expect | Disable | Freeze | Body
+Statement = Input | NetworkName | Let | BlockDef | Import | Expect | Disable | Freeze | TensorDef | Output | Body
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,3 +277,13 @@ class Module:
     path: str
     statements: tuple[Statement, ...]
     comments: tuple[Comment, ...] = field(compare=False)
+
+
+def size(e: Any) -> int:
+    """AST nodes in an expression, found generically through the dataclass fields (spans excluded):
+    the work of evaluating it once."""
+    if isinstance(e, (tuple, list)):
+        return sum(size(i) for i in e)
+    if not dataclasses.is_dataclass(e) or isinstance(e, Span):
+        return 0
+    return 1 + sum(size(getattr(e, f.name)) for f in dataclasses.fields(e))

@@ -27,10 +27,11 @@ CODES: dict[str, str] = {
     "E105": "recursive block",
     "E106": "duplicate definition",
     "E107": "expansion limit exceeded",
-    "E108": "missing or repeated network body",
+    "E108": "missing or repeated network body, or bad `output` list",
     "E109": "missing or bad input shape",
     "E110": "arithmetic error",
     "E112": "name unusable in generated code (Python keyword, nn.Module attribute)",
+    "E113": "a layer's result reaches no output",
     # Shapes
     "E201": "spatial size below 1",
     "E202": "channel mismatch at a merge",

@@ -7,33 +7,36 @@ exists, so a block can ask for `in_channels`, and a shape error is reported at
 the spec line that caused it. After an error the affected tensor is poisoned
 (None): later layers on it are skipped, while independent errors elsewhere are
 still found and reported together.
+
+Three parts, one job each: binding.py matches a call's arguments to a signature (layers and blocks
+alike), graph.py adds nodes under their names and within the limits, and this module interprets:
+values, layers, chains, repeats, labels, blocks and merges.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast, ops
+from .binding import BlockWording, Parameter, Signature, Wording, bound_values
 from .diagnostics import Diagnostic, Note, did_you_mean, error, warning
 from .evaluate import BUILTINS, CONSTANTS, EvalError, Evaluator, Poisoned, describe
+from .graph import Aborted, GraphBuilder, NameScope, Tensor
 from .ir import Attrs, Frame, Node, Shape, format_shape
-from .limits import BLOCK_CALL_WORK, MAX_BLOCK_DEPTH, MAX_DIM, MAX_ELEMENTS, MAX_NODES, SCOPE_WORK, work_budget
+from .limits import BLOCK_CALL_WORK, MAX_BLOCK_DEPTH, MAX_NODES, SCOPE_WORK, work_budget
 from .modules import ModuleScope
 from .source import Span
 
 COMBINATORS = ("residual", "add", "mul", "concat")
+ALIGNS = ("crop", "upsample")  # merge(..., align=KIND)
+# How each alignment is written in the op table: (op name, attributes) taking a map to (h, w).
+ALIGN_OPS = {
+    "crop": lambda size: ("crop", {"size": size}),
+    "upsample": lambda size: ("upsample", {"size": size, "mode": "nearest"}),
+}
 SHAPE_NAMES = ("in_channels", "in_height", "in_width")
-
-
-@dataclass(frozen=True)
-class Tensor:
-    name: str
-    shape: Shape
-    span: Span  # where the producing layer was written
 
 
 @dataclass
@@ -51,42 +54,7 @@ class Env:
     module: ModuleScope
     values: dict  # params and repeat variables: name -> value or Thunk
     x: Tensor | None  # the input of the enclosing block (for in_channels); None when poisoned
-
-
-class NameScope:
-    """Hands out stable names: `conv1`, `conv2`, ... per base, inside a dotted prefix."""
-
-    def __init__(self, prefix: str = ""):
-        self.prefix = prefix
-        self.used: dict[str, Span | None] = {}
-        self.counters: dict[str, int] = {}
-
-    def fresh(self, base: str) -> str:
-        k = self.counters.get(base, 0)
-        while True:
-            k += 1
-            if f"{base}{k}" not in self.used:
-                break
-        self.counters[base] = k
-        self.used[f"{base}{k}"] = None
-        return f"{base}{k}"
-
-    def claim(self, label: str, span: Span) -> str | Diagnostic:
-        if label in self.used:
-            where = self.used[label]
-            notes = [Note(where, "first used here")] if where else []
-            return error(
-                "E106",
-                f"the name `{self.prefix}{label}` is already used in this scope",
-                span,
-                "choose another name",
-                notes,
-            )
-        self.used[label] = span
-        return label
-
-    def child(self, name: str) -> NameScope:
-        return NameScope(f"{self.prefix}{name}.")
+    tensors: dict = field(default_factory=dict)  # named tensors (`c4 = ...`), top-level chains only
 
 
 @dataclass(frozen=True)
@@ -97,60 +65,160 @@ class Ctx:
     active: tuple[str, ...] = ()  # blocks being expanded, for the recursion backstop
 
 
-class Aborted(Exception):
-    """Stops elaboration at once (expansion or work limit)."""
-
-
 @dataclass
 class Elaborator:
+    """The interpreter: applies layer expressions to tensors, through the graph builder.
+
+    Public use (frontend.py): `network_body` elaborates a spec's body from its input, `top_value`
+    evaluates a top-level value (an `expect` line), `report` adds a diagnostic; `nodes`,
+    `diagnostics` and `work` are what came out.
+    """
+
     max_nodes: int = MAX_NODES
     max_work: int | None = None  # elaboration steps; None: limits.work_budget(max_nodes)
-    nodes: list[Node] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    work: int = 0  # elaboration steps taken so far (see charge)
-    repeats: list[ast.Repeat] = field(default_factory=list)  # repeats being iterated, outermost first
     _reported: set[Diagnostic] = field(default_factory=set)
     _layers: dict[tuple, tuple[str, Attrs, Shape]] = field(default_factory=dict)  # see primitive
     _surfaces: dict[str, ops.Surface | None] = field(default_factory=dict)
+    _signatures: dict[str, Signature] = field(default_factory=dict)  # written layer name -> its signature
     _sizes: dict[Any, tuple[Any, int]] = field(default_factory=dict)  # id(expr) -> (expr, size), cached
     _block_sizes: dict[int, int] = field(default_factory=dict)  # id(BlockDef) -> static_size of its body
+    _later: dict[str, Span] = field(default_factory=dict)  # named tensors, where each is defined
 
     def __post_init__(self) -> None:
         if self.max_work is None:
             self.max_work = work_budget(self.max_nodes)
+        self.graph = GraphBuilder(self.max_nodes, self.max_work, self.report)
+        self.charge = self.graph.charge
 
-    # -- work -------------------------------------------------------------------------
-    def charge(self, cost: int, span: Span) -> None:
-        """Count `cost` elaboration steps; stop with a located E107 once the budget is spent.
+    @property
+    def nodes(self) -> list[Node]:
+        return self.graph.nodes
 
-        Every path that can be taken an unbounded number of times without adding a node (a repeat
-        iteration, a block call, an evaluated expression) goes through here, so elaboration time is
-        bounded by the budget whatever the spec, not only by the number of nodes it adds.
-        """
-        if self.work + cost > self.max_work:  # a step beyond the budget is refused, not taken
-            raise Aborted(self.out_of_work(span))
-        self.work += cost
+    @property
+    def work(self) -> int:
+        """Elaboration steps taken so far (GraphBuilder.charge)."""
+        return self.graph.work
 
-    def out_of_work(self, span: Span) -> Diagnostic:
-        # Blame the outermost repeat: it multiplies all the work inside it (usually the culprit).
-        where = self.repeats[0].span if self.repeats else span
-        notes = [Note(r.span, "repeated inside this") for r in self.repeats[1:4]]
-        if where != span:
-            notes.append(Note(span, "the work ran out here"))
-        return error(
-            "E107",
-            f"the spec takes more than {self.max_work:,} elaboration steps to expand",
-            where,
-            "repeats of `identity`, zero-count repeats and empty blocks still cost work; "
-            "lower the repeat counts (raising --max-nodes raises this limit too)",
-            notes,
-        )
+    # -- the public entry points -----------------------------------------------------------
+    def network(
+        self,
+        chains: list[ast.TensorDef | ast.Body],
+        outputs: list[ast.Name],
+        module: ModuleScope,
+        shape: Shape,
+        span: Span,
+    ) -> tuple[str, ...] | None:
+        """Elaborate a network on an input of `shape` (its node first): the chains in order, each
+        `tensor name = chain` naming its result for the chains after it. The outputs are the tensors named in
+        `outputs`, or else the result of the one unnamed chain (the body). Returns the output node
+        names, or None after errors (each reported)."""
+        names = NameScope()
+        x = self.graph.input(shape, span, names)
+        tensors: dict[str, Tensor | None] = {}
+        defined: dict[str, Span] = {}
+        self._later = {c.name: c.name_span for c in chains if isinstance(c, ast.TensorDef)}
+        body: Tensor | None = None
+        refused: set[str] = set()  # names refused (reported): an output naming one is not reported again
+        for c in chains:
+            try:
+                # one dict for every chain: a chain sees the names defined before it (no copy per statement)
+                out = self.apply(c.expr, x, Ctx(Env(module, {}, x, tensors), names))
+            except Aborted as abort:
+                self.report(abort.args[0])
+                return None
+            except RecursionError:
+                self.report(error("E002", "the spec is nested too deeply to expand", c.span))
+                return None
+            if isinstance(c, ast.Body):
+                body = out
+            elif self.tensor_name_ok(c, defined, module):
+                tensors[c.name], defined[c.name] = out, c.name_span
+            else:
+                refused.add(c.name)
+        if not outputs:
+            return None if body is None else (body.name,)
+        return self.outputs(outputs, tensors, refused)
+
+    def tensor_name_ok(self, c: ast.TensorDef, defined: dict[str, Span], module: ModuleScope) -> bool:
+        if c.name in defined:
+            self.report(
+                error(
+                    "E106",
+                    f"the tensor `{c.name}` is named twice",
+                    c.name_span,
+                    "give each tensor its own name",
+                    [Note(defined[c.name], "first named here")],
+                )
+            )
+            return False
+        if self.is_layer_name(c.name, Env(module, {}, None)) or c.name in module.consts or c.name in SHAPE_NAMES:
+            self.report(
+                error(
+                    "E106",
+                    f"`{c.name}` already names a layer, block or constant; a tensor needs its own name",
+                    c.name_span,
+                    f"call it `{c.name}_out`",
+                )
+            )
+            return False
+        return True
+
+    def outputs(self, listed: list[ast.Name], tensors: dict, refused: set[str]) -> tuple[str, ...] | None:
+        """The node names of the tensors listed by `output`, checked: known, each once, computed by a layer."""
+        result: list[str] = []
+        seen: dict[str, ast.Name] = {}
+        ok = True
+        for n in listed:
+            if n.id in refused:
+                ok = False
+                continue
+            if n.id not in tensors:
+                hint = did_you_mean(n.id, list(tensors)) or "name a tensor first: `tensor head = ... -> fc(10)`"
+                self.report(error("E101", f"`output`: no tensor named `{n.id}`", n.span, hint))
+                ok = False
+                continue
+            t = tensors[n.id]
+            if t is None:  # its chain had an error, already reported
+                ok = False
+                continue
+            first = seen.get(t.name)
+            if first is not None:
+                same = "is listed twice" if first.id == n.id else f"is the same tensor as `{first.id}`"
+                self.report(
+                    error(
+                        "E106",
+                        f"the output `{n.id}` {same}",
+                        n.span,
+                        "list each output once",
+                        [Note(first.span, "listed here")],
+                    )
+                )
+                ok = False
+                continue
+            if t.name == "input":
+                self.report(
+                    error("E108", f"the output `{n.id}` is the input itself", n.span, "an output is computed by layers")
+                )
+                ok = False
+                continue
+            seen[t.name] = n
+            result.append(t.name)
+        return tuple(result) if ok else None
+
+    def unused(self, outputs: tuple[str, ...]) -> None:
+        self.graph.unused(outputs)
+
+    def top_value(self, e: ast.Expr, module: ModuleScope) -> Any:
+        """A value at the top level of `module` (no input tensor in scope). Raises EvalError, Poisoned,
+        or Aborted when the work budget is spent."""
+        return self.value(e, Env(module, {}, None))
 
     def size(self, e: Any) -> int:
         """The number of AST nodes in an expression (cached): the cost of evaluating it once."""
         hit = self._sizes.get(id(e))
         if hit is None:
-            hit = self._sizes[id(e)] = (e, ast_size(e))  # the entry keeps e alive, so its id stays unique
+            hit = self._sizes[id(e)] = (e, ast.size(e))  # the entry keeps e alive, so its id stays unique
         return hit[1]
 
     # -- reporting --------------------------------------------------------------------
@@ -160,13 +228,22 @@ class Elaborator:
             self.diagnostics.append(d)
 
     def evaluator(self, env: Env) -> Evaluator:
-        return Evaluator(lambda name, span: self.lookup_value(name, span, env))
+        return Evaluator(lambda name, span: self.lookup_value(name, span, env), self.charge)
 
     def value(self, e: ast.Expr, env: Env) -> Any:
         self.charge(self.size(e), e.span)
         return self.evaluator(env).value(e)
 
     def lookup_value(self, name: str, span: Span, env: Env) -> Any:
+        if name in env.tensors and name not in env.values:
+            raise EvalError(
+                error(
+                    "E103",
+                    f"`{name}` is a named tensor, not a value",
+                    span,
+                    f"use it as a layer, e.g. `{name} -> conv3x3(64)` or `add({name}, identity)`",
+                )
+            )
         if name in env.values:
             v = env.values[name]
             if isinstance(v, Thunk):
@@ -192,13 +269,20 @@ class Elaborator:
         raise EvalError(error("E101", f"unknown name `{name}`", span, did_you_mean(name, candidates)))
 
     def is_layer_name(self, name: str, env: Env) -> bool:
-        return name in COMBINATORS or name == "identity" or name in env.module.blocks or ops.lookup(name) is not None
+        return (
+            name in COMBINATORS
+            or name == "identity"
+            or name in env.module.blocks
+            or name in env.tensors
+            or ops.lookup(name) is not None
+        )
 
     # -- layers -------------------------------------------------------------------------
     def apply(self, e: ast.Expr, x: Tensor | None, ctx: Ctx) -> Tensor | None:
-        if self.work >= self.max_work:  # charge(1), inlined: this is the elaborator's hottest path
-            raise Aborted(self.out_of_work(e.span))
-        self.work += 1
+        graph = self.graph
+        if graph.work >= graph.max_work:  # charge(1), inlined: this is the elaborator's hottest path
+            raise Aborted(graph.out_of_work(e.span))
+        graph.work += 1
         if isinstance(e, ast.Name):  # the common case first
             return self.call(e.id, (), e.span, e.span, x, ctx)
         if isinstance(e, ast.Pipe):
@@ -247,18 +331,8 @@ class Elaborator:
             )
             return None
         expected = n * self.static_size(e.body, ctx.env)
-        if len(self.nodes) + expected > self.max_nodes:
-            raise Aborted(
-                error(
-                    "E107",
-                    f"this repeat expands to at least {expected:,} layers, beyond the limit of {self.max_nodes:,}",
-                    e.span,
-                    "lower the repeat count, or raise the limit with --max-nodes",
-                )
-            )
-        if n > self.max_work - self.work:  # each iteration costs at least one step: refuse now, not later
-            raise Aborted(self.out_of_work(e.span) if self.repeats else self.too_many_iterations(e, n))
-        self.repeats.append(e)
+        self.graph.admit_repeat(e, n, expected)
+        self.graph.repeats.append(e)
         try:
             if e.var is None:  # the context stays as it is: no new one per iteration
                 for _ in range(n):
@@ -266,19 +340,11 @@ class Elaborator:
                 return x
             for i in range(n):
                 self.charge(SCOPE_WORK + len(ctx.env.values), e.span)  # a new environment, copied
-                env = Env(ctx.env.module, {**ctx.env.values, e.var: i}, ctx.env.x)
+                env = Env(ctx.env.module, {**ctx.env.values, e.var: i}, ctx.env.x, ctx.env.tensors)
                 x = self.apply(e.body, x, Ctx(env, ctx.names, ctx.trace, ctx.active))
         finally:
-            self.repeats.pop()
+            self.graph.repeats.pop()
         return x
-
-    def too_many_iterations(self, e: ast.Repeat, n: int) -> Diagnostic:
-        return error(
-            "E107",
-            f"this repeat runs {n:,} times, beyond the limit of {self.max_work:,} elaboration steps",
-            e.span,
-            "a repeat costs work even when it adds no layers; lower the repeat count",
-        )
 
     def static_size(self, e: ast.Expr, env: Env) -> int:
         """static_size, cached per AST node: a repeat inside a repeat asks for it at every iteration.
@@ -286,7 +352,7 @@ class Elaborator:
         key = ("static", id(e))
         hit = self._sizes.get(key)
         if hit is None:
-            size = static_size(e, env.module.blocks, frozenset(env.values), self._block_sizes)
+            size = static_size(e, env.module.blocks, _Bound(env.values, env.tensors), self._block_sizes)
             hit = self._sizes[key] = (e, size)
         return hit[1]
 
@@ -312,6 +378,12 @@ class Elaborator:
                 return self.apply(bound.expr, x, Ctx(bound.env, ctx.names, ctx.trace, ctx.active))
             self.report(error("E103", f"`{name}` is a value, not a layer", fspan))
             return None
+        if name in env.tensors:  # a named tensor: the chain continues from it, whatever came before
+            if args or label:
+                what = "takes no arguments" if args else "cannot be labelled: it is labelled by its name"
+                self.report(error("E103", f"the named tensor `{name}` {what}", span, f"write `{name} -> ...`"))
+                return None
+            return env.tensors[name]
         if name in COMBINATORS:
             return self.merge(name, args, span, x, ctx, label)
         if name == "identity":
@@ -327,7 +399,19 @@ class Elaborator:
         if name in env.module.consts or name in BUILTINS:
             self.report(error("E103", f"`{name}` is a value, not a layer", fspan))
             return None
-        candidates = [*ops.surface_names(), *env.module.blocks, *COMBINATORS, "identity"]
+        later = self._later.get(name)
+        if later is not None and name not in env.tensors:
+            self.report(
+                error(
+                    "E101",
+                    f"`{name}` is used before it is defined",
+                    fspan,
+                    "a named tensor can be used only after its line",
+                    [Note(later, f"`{name}` is defined here")],
+                )
+            )
+            return None
+        candidates = [*ops.surface_names(), *env.module.blocks, *COMBINATORS, "identity", *env.tensors]
         sized = re.match(r"^(conv|dwconv|maxpool|avgpool)[0-9x]*$", name)
         hint = did_you_mean(name, candidates)
         if sized and not hint:
@@ -345,66 +429,28 @@ class Elaborator:
             self.report(error("E104", f"blocks nested more than {MAX_BLOCK_DEPTH} deep", span))
             return None
         self.charge(BLOCK_CALL_WORK + len(args) + len(definition.params), span)
-        values: dict[str, Any] = {}
-        params = [p.name for p in definition.params]
-        ok = True
-        positional = [a for a in args if a.name is None]
-        if len(positional) > len(params):
-            self.report(
-                error(
-                    "E102",
-                    f"block `{name}` takes {len(params)} arguments, got {len(positional)}",
-                    positional[len(params)].span,
-                    f"its parameters: {', '.join(params) or 'none'}",
-                )
-            )
-            ok = False
-        for p, a in zip(params, positional):
-            values[p] = Thunk(a.value, ctx.env)
-        for a in args:
-            if a.name is None:
-                continue
-            if a.name not in params:
-                hint = did_you_mean(a.name, params) or f"its parameters: {', '.join(params) or 'none'}"
-                self.report(error("E102", f"block `{name}` has no parameter `{a.name}`", a.span, hint))
-                ok = False
-            elif a.name in values:
-                self.report(error("E102", f"parameter `{a.name}` given twice", a.span))
-                ok = False
-            else:
-                values[a.name] = Thunk(a.value, ctx.env)
+        values, accept = bound_values(lambda a: Thunk(a.value, ctx.env))
+        ok = self.block_signature(name, definition).bind(args, span, accept, self.report)
         inner_env = Env(module, values, x)
-        for p in definition.params:
-            if p.name not in values:
-                if p.default is None:
-                    self.report(
-                        error(
-                            "E102",
-                            f"block `{name}` needs a value for `{p.name}`",
-                            span,
-                            f"call it as {name}({', '.join(params)})",
-                        )
-                    )
-                    ok = False
-                else:  # defaults may use earlier parameters and in_channels
-                    values[p.name] = Thunk(p.default, inner_env)
+        for p in definition.params:  # defaults may use earlier parameters and in_channels
+            if p.name not in values and p.default is not None:
+                values[p.name] = Thunk(p.default, inner_env)
         if not ok:
             return None
-        scope_name = self.claim_or_fresh(ctx.names, label, name)
+        scope_name = self.graph.claim_or_fresh(ctx.names, label, name)
         if scope_name is None:
             return None
         frame = Frame(name, span, ctx.names.prefix + scope_name)
         inner = Ctx(inner_env, ctx.names.child(scope_name), (*ctx.trace, frame), (*ctx.active, name))
         return self.apply(definition.body, x, inner)
 
-    def claim_or_fresh(self, names: NameScope, label, base: str) -> str | None:
-        if label is None:
-            return names.fresh(base)
-        claimed = names.claim(*label)
-        if isinstance(claimed, Diagnostic):
-            self.report(claimed)
-            return None
-        return claimed
+    def block_signature(self, name: str, definition: ast.BlockDef) -> Signature:
+        key = f"block {name} {id(definition)}"
+        hit = self._signatures.get(key)
+        if hit is None or hit[0] is not definition:
+            params = tuple(Parameter(p.name, True, p.default is None) for p in definition.params)
+            hit = self._signatures[key] = (definition, Signature(params, BlockWording(name, params)))
+        return hit[1]
 
     # -- merges -----------------------------------------------------------------------------
     def merge(self, name, args, span, x, ctx: Ctx, label) -> Tensor | None:
@@ -436,6 +482,9 @@ class Elaborator:
             exprs = [body[0].value, shortcut[0].value if shortcut else None]
             op = "add"
         else:
+            align, args = self.align_kind(name, args)
+            if align is False:
+                return None
             if any(a.name is not None for a in args) or len(args) < 2:
                 self.report(
                     error(
@@ -452,6 +501,8 @@ class Elaborator:
             ]
             exprs = [a.value for a in args]
             op = name
+            if align is not None and all(o is not None for o in outs):
+                outs = self.aligned(align, outs, span, ctx)
         if any(o is None for o in outs):
             return None
         definition = ops.OPS[op]
@@ -468,9 +519,80 @@ class Elaborator:
                     "give the residual a projection shortcut that matches the body, e.g. "
                     "`shortcut=conv1x1(C, stride=S) -> bn`"
                 )
+            elif err.code == "E203" and len(outs[0].shape) == 3:
+                hint = (
+                    f"say how to align them: `{name}(..., align=crop)` center-crops to the smallest, "
+                    f"`{name}(..., align=upsample)` upsamples to the largest"
+                )
             self.report(error(err.code, err.message, span, hint, notes))
             return None
         return self.emit(op, {}, outs, shape, span, ctx, op, label)
+
+    def align_kind(self, name: str, args) -> tuple[str | None | bool, tuple]:
+        """The `align=` of a merge (`crop` or `upsample`) and the branches without it; False after an error."""
+        given = [a for a in args if a.name == "align"]
+        rest = tuple(a for a in args if a.name != "align")
+        if not given:
+            return None, rest
+        a = given[-1]
+        if len(given) > 1:
+            self.report(error("E102", "argument `align` given twice", a.span))
+            return False, rest
+        if not (isinstance(a.value, ast.Name) and a.value.id in ALIGNS):
+            self.report(
+                error(
+                    "E102",
+                    f"`align` of `{name}` is `crop` or `upsample`",
+                    a.value.span,
+                    "`align=crop` center-crops every branch to the smallest size (U-Net); "
+                    "`align=upsample` upsamples every branch to the largest, nearest-neighbour (FPN)",
+                )
+            )
+            return False, rest
+        return a.value.id, rest
+
+    def aligned(self, align: str, outs: list[Tensor], span: Span, ctx: Ctx) -> list[Tensor | None]:
+        """The branches brought to one spatial size by explicit crop or upsample nodes (never a guess:
+        the spec said `align=`); branches already at that size are left as they are."""
+        if any(len(o.shape) != 3 for o in outs):
+            flat = next(o for o in outs if len(o.shape) != 3)
+            self.report(
+                error("E205", f"`align` needs feature maps, got {format_shape(flat.shape)}", span, "remove `align=`")
+            )
+            return [None]
+        pick = min if align == "crop" else max
+        size = (pick(o.shape[1] for o in outs), pick(o.shape[2] for o in outs))
+        out: list[Tensor | None] = []
+        for o in outs:
+            if o.shape[1:] == size:
+                out.append(o)
+                continue
+            out.append(self.resize(align, o, size, span, ctx))
+        return out
+
+    def resize(self, align: str, x: Tensor, size: tuple[int, int], span: Span, ctx: Ctx) -> Tensor | None:
+        """One crop or upsample node taking `x` to `size`, through the op table like any layer."""
+        op_name, given = ALIGN_OPS[align](size)
+        op = ops.OPS.get(op_name)
+        if op is None:
+            self.report(
+                error(
+                    "E101",
+                    f"`align={align}` needs the `{op_name}` op, which this build lacks",
+                    span,
+                    "bring the branches to one size with pooling or strides instead",
+                )
+            )
+            return None
+        attrs = {p.name: p.default for p in op.params}
+        attrs.update(given)
+        try:
+            attrs = op.resolve(attrs, [x.shape])
+            shape = op.shape(Attrs.of(attrs), [x.shape])
+        except ops.OpError as err:
+            self.report(error(err.code, err.message, span, err.hint))
+            return None
+        return self.emit(op.name, attrs, [x], shape, span, ctx, op_name, None)
 
     # -- primitives ---------------------------------------------------------------------------
     def primitive(self, surface: ops.Surface, args, span, fspan, x, ctx: Ctx, label, written: str) -> Tensor | None:
@@ -499,7 +621,7 @@ class Elaborator:
             notes = [Note(x.span, f"the input is {format_shape(x.shape)}")] if x.name != "input" else []
             self.report(error(err.code, err.message, where, err.hint, notes))
             return None
-        if not self.sizes_ok(op, attrs, x, shape, span):
+        if not self.graph.sizes_ok(op, attrs, x, shape, span):
             return None
         self.check_multiplier(surface, given, x, shape, args, span)
         resolved = (op.name, Attrs.of(attrs), shape)
@@ -546,69 +668,42 @@ class Elaborator:
         return self._surfaces[name]
 
     def bind(self, surface: ops.Surface, written: str, args, span, env: Env) -> dict | None:
-        """Match a layer call's arguments to the op's signature; report every problem. `written` is the
-        name as the spec spells it (`conv3x3`), for messages."""
-        signature = ops.signature(surface)
-        names = [p.name for p in signature]
-        positional = [p for p in signature if p.positional]
+        """Match a layer call's arguments to the op's signature, evaluating each; report every problem.
+        `written` is the name as the spec spells it (`conv3x3`), for messages."""
+        signature = self.layer_signature(surface, written)
         given: dict[str, Any] = {}
-        ok = True
         spans: dict[str, Span] = {}
-        pos_args = [a for a in args if a.name is None]
-        if len(pos_args) > len(positional):
-            took = ", ".join(p.name for p in positional) or "no positional arguments"
-            self.report(
-                error(
-                    "E102",
-                    f"`{written}` takes {len(positional)} positional argument(s) ({took}), got {len(pos_args)}",
-                    pos_args[len(positional)].span,
-                    f"name the others, e.g. {names[-1] if names else 'stride'}=...",
-                )
-            )
-            ok = False
-        pairs = [(p.name, a) for p, a in zip(positional, pos_args)]
-        pairs += [(ops.ALIASES_KW.get(a.name, a.name), a) for a in args if a.name is not None]
-        for pname, a in pairs:
-            if pname in surface.preset:
-                self.report(error("E102", f"`{pname}` is already given by the name `{written}`", a.span))
-                ok = False
-                continue
-            if pname not in names:
-                hint = did_you_mean(pname, names) or f"`{written}` takes: {', '.join(names) or 'no arguments'}"
-                self.report(error("E102", f"`{written}` has no argument `{pname}`", a.span, hint))
-                ok = False
-                continue
-            if pname in given:
-                self.report(error("E102", f"argument `{pname}` given twice", a.span))
-                ok = False
-                continue
+
+        def accept(name: str, a: ast.Arg) -> bool:
             try:
-                given[pname] = self.value(a.value, env)
-                spans[pname] = a.span
+                given[name] = self.value(a.value, env)
             except EvalError as err:
                 self.report(err.diagnostic)
-                ok = False
+                return False
             except Poisoned:
-                ok = False
-        for p in signature:
-            if p.default is ops.REQUIRED and p.name not in given and ok:
-                self.report(
-                    error(
-                        "E102",
-                        f"`{written}` needs `{p.name}`",
-                        span,
-                        f"e.g. {written}({p.name}=...)" if not p.positional else f"e.g. {written}(64)",
-                    )
-                )
-                ok = False
+                return False
+            spans[name] = a.span
+            return True
+
+        ok = signature.bind(args, span, accept, self.report)
+        kinds = {p.name: p.kind for p in ops.signature(surface)}
         for pname, v in given.items():
-            kind = next(p.kind for p in signature if p.name == pname)
-            expected = ops.check_value(kind, v)
+            expected = ops.check_value(kinds[pname], v)
             if expected:
                 code = "E104" if isinstance(v, (int, float)) and not isinstance(v, bool) else "E103"
                 self.report(error(code, f"`{pname}` must be {expected}, got {describe(v)}", spans[pname]))
                 ok = False
         return given if ok else None
+
+    def layer_signature(self, surface: ops.Surface, written: str) -> Signature:
+        hit = self._signatures.get(written)
+        if hit is None:
+            params = tuple(Parameter(p.name, p.positional, p.default is ops.REQUIRED) for p in ops.signature(surface))
+            hit = self._signatures[written] = (
+                surface,
+                Signature(params, Wording(written, params), frozenset(surface.preset), ops.ALIASES_KW),
+            )
+        return hit[1]
 
     def implicit_flatten(self, x: Tensor, span: Span, ctx: Ctx) -> Tensor | None:
         c, h, w = x.shape
@@ -623,52 +718,21 @@ class Elaborator:
             )
         return self.emit("flatten", {}, [x], (c * h * w,), span, ctx, "flatten", None)
 
-    def sizes_ok(self, op: ops.OpDef, attrs: dict, x: Tensor, shape: Shape, span: Span) -> bool:
-        if math.prod(shape) > MAX_ELEMENTS or (len(shape) == 3 and max(shape[1:]) > MAX_DIM):
-            self.report(
-                error(
-                    "E207",
-                    f"the output {format_shape(shape)} is too large ({math.prod(shape):,} elements per sample)",
-                    span,
-                )
-            )
-            return False
-        for wname, spec in op.weights(Attrs.of(attrs), [x.shape]).items():
-            if math.prod(spec.shape) > MAX_ELEMENTS:
-                self.report(
-                    error(
-                        "E207",
-                        f"the {wname} tensor {spec.shape} is too large ({math.prod(spec.shape):,} elements)",
-                        span,
-                        "flatten a smaller feature map, e.g. pool it first",
-                    )
-                )
-                return False
-        return True
-
-    def emit(
-        self, op: str, attrs: Attrs | dict, inputs: list[Tensor], shape: Shape, span: Span, ctx: Ctx, base: str, label
-    ) -> Tensor | None:
-        if len(self.nodes) >= self.max_nodes:
-            raise Aborted(
-                error(
-                    "E107",
-                    f"the network expands to more than {self.max_nodes:,} layers",
-                    span,
-                    "raise the limit with --max-nodes if this is intended",
-                )
-            )
-        local = self.claim_or_fresh(ctx.names, label, base)
-        if local is None:
-            return None
-        name = ctx.names.prefix + local
-        attrs = attrs if isinstance(attrs, Attrs) else Attrs.of(attrs)
-        names = (inputs[0].name,) if len(inputs) == 1 else tuple([t.name for t in inputs])
-        self.nodes.append(Node(name, op, attrs, names, shape, span, ctx.trace))
-        return Tensor(name, shape, span)
+    def emit(self, op: str, attrs, inputs: list[Tensor], shape: Shape, span: Span, ctx: Ctx, base: str, label):
+        return self.graph.emit(op, attrs, inputs, shape, span, ctx.names, ctx.trace, base, label)
 
 
-def static_size(e: ast.Expr, blocks: dict | None = None, bound: frozenset = frozenset(), memo=None) -> int:
+class _Bound:
+    """Names bound in an environment (parameters, repeat indexes, named tensors), tested without a copy."""
+
+    def __init__(self, *scopes: dict):
+        self.scopes = scopes
+
+    def __contains__(self, name: str) -> bool:
+        return any(name in s for s in self.scopes)
+
+
+def static_size(e: ast.Expr, blocks: dict | None = None, bound=frozenset(), memo=None) -> int:
     """A lower bound on the layers an expression expands to, without evaluating it.
 
     `blocks` (name -> (BlockDef, defining module)) lets a block call count its body, so that
@@ -691,7 +755,8 @@ def static_size(e: ast.Expr, blocks: dict | None = None, bound: frozenset = froz
         if name is None or name == "identity" or name in bound:
             return 0
         if name in COMBINATORS:  # a bare `concat` is a Name: an error elsewhere, one layer here
-            return 1 + sum(size(a.value) for a in e.args) if isinstance(e, ast.Call) else 1
+            branches = [a for a in e.args if a.name != "align"] if isinstance(e, ast.Call) else []
+            return 1 + sum(size(a.value) for a in branches) if isinstance(e, ast.Call) else 1
         if blocks and name in blocks:
             return block_size(*blocks[name])
         return 1
@@ -704,15 +769,6 @@ def static_size(e: ast.Expr, blocks: dict | None = None, bound: frozenset = froz
         return memo[id(definition)]
 
     return size(e)
-
-
-def ast_size(e: Any) -> int:
-    """AST nodes in an expression, found generically through the dataclass fields (spans excluded)."""
-    if isinstance(e, (tuple, list)):
-        return sum(ast_size(i) for i in e)
-    if not dataclasses.is_dataclass(e) or isinstance(e, Span):
-        return 0
-    return 1 + sum(ast_size(getattr(e, f.name)) for f in dataclasses.fields(e))
 
 
 def typed(v: Any) -> Any:

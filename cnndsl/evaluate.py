@@ -43,7 +43,15 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "ceil": math.ceil,
     "floor": math.floor,
     "make_divisible": make_divisible,
+    "log": math.log,  # log(x) or log(x, base)
+    "exp": math.exp,
+    "sqrt": math.sqrt,
+    "range": range,
+    "len": len,
+    "sum": sum,
 }
+LIST_FUNCS = ("len", "sum")  # builtins that take one list or tuple
+MAX_LIST = 1_000_000  # items in a computed list (range, a comprehension); the work budget bounds them too
 CONSTANTS = {"same": "same", "valid": "valid", "nearest": "nearest", "bilinear": "bilinear"}
 
 
@@ -133,8 +141,10 @@ _COMPARE = {
 class Evaluator:
     """Evaluates value expressions. `lookup(name, span)` resolves names (params, constants, ...)."""
 
-    def __init__(self, lookup: Callable[[str, Span], Any]):
+    def __init__(self, lookup: Callable[[str, Span], Any], charge: Callable[[int, Span], None] | None = None):
         self.lookup = lookup
+        self.charge = charge or (lambda cost, span: None)  # work per computed list item (elaborate.py)
+        self.local: dict[str, Any] = {}  # comprehension variables, innermost binding
 
     def value(self, e: ast.Expr) -> Any:
         if isinstance(e, ast.Number):
@@ -142,7 +152,7 @@ class Evaluator:
         if isinstance(e, (ast.Bool, ast.String)):
             return e.value
         if isinstance(e, ast.Name):
-            return self.lookup(e.id, e.span)
+            return self.local[e.id] if e.id in self.local else self.lookup(e.id, e.span)
         if isinstance(e, ast.Chain):
             return self._chain(e)
         if isinstance(e, ast.Unary):
@@ -159,6 +169,10 @@ class Evaluator:
             return tuple(self.value(i) for i in e.items)
         if isinstance(e, ast.Call) and e.func in BUILTINS:
             return self._builtin(e)
+        if isinstance(e, ast.Comprehension):
+            return self._comprehension(e)
+        if isinstance(e, ast.Index):
+            return self._index(e)
         raise EvalError(
             error(
                 "E103",
@@ -199,11 +213,58 @@ class Evaluator:
             left = right
         return True
 
+    def _comprehension(self, e: ast.Comprehension) -> tuple:
+        items = self.value(e.items)
+        if not isinstance(items, tuple):
+            raise EvalError(
+                error(
+                    "E103",
+                    f"`for {e.var} in ...` needs a list, got {describe(items)}",
+                    e.items.span,
+                    "e.g. `[2 * i for i in range(4)]`",
+                )
+            )
+        out = []
+        saved = self.local.get(e.var, _UNBOUND)
+        cost = ast.size(e.item)
+        try:
+            for v in items:
+                self.charge(cost, e.span)
+                self.local[e.var] = v
+                out.append(self.value(e.item))
+        finally:
+            if saved is _UNBOUND:
+                self.local.pop(e.var, None)
+            else:
+                self.local[e.var] = saved
+        return tuple(out)
+
+    def _index(self, e: ast.Index) -> Any:
+        base, i = self.value(e.base), self.value(e.index)
+        if not isinstance(base, tuple):
+            raise EvalError(error("E103", f"`{e.base.id}` is {describe(base)}, not a list", e.base.span))
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise EvalError(error("E103", f"a list index is an integer, got {describe(i)}", e.index.span))
+        if not -len(base) <= i < len(base):
+            raise EvalError(
+                error(
+                    "E104",
+                    f"index {i} is out of range: `{e.base.id}` has {len(base)} items",
+                    e.index.span,
+                    f"use 0 to {len(base) - 1}" if base else "the list is empty",
+                )
+            )
+        return base[i]
+
     def _builtin(self, e: ast.Call) -> Any:
         if any(a.name is not None and e.func != "make_divisible" for a in e.args):
             raise EvalError(error("E102", f"`{e.func}` takes positional arguments only", e.span))
         args = [self.value(a.value) for a in e.args if a.name is None]
         kwargs = {a.name: self.value(a.value) for a in e.args if a.name is not None}
+        if e.func in LIST_FUNCS:
+            return self._list_builtin(e, args)
+        if e.func == "range":
+            return self._range(e, args)
         for a in [*args, *kwargs.values()]:
             _number(a, e.span)
         if e.func == "round" and len(args) == 2 and (not isinstance(args[1], int) or abs(args[1]) > 30):
@@ -214,6 +275,35 @@ class Evaluator:
                 return _bounded(BUILTINS[e.func](*args, **kwargs), e.span)
         except TypeError as exc:
             raise EvalError(error("E102", f"bad arguments to `{e.func}`: {exc}", e.span)) from None
+
+    def _list_builtin(self, e: ast.Call, args: list) -> Any:
+        if len(args) != 1 or not isinstance(args[0], tuple):
+            got = describe(args[0]) if len(args) == 1 else f"{len(args)} arguments"
+            raise EvalError(error("E102", f"`{e.func}` takes one list, got {got}", e.span, f"e.g. {e.func}([1, 2, 3])"))
+        if e.func == "len":
+            return len(args[0])
+        for a in args[0]:
+            _number(a, e.span)
+        with arithmetic(e.span, " in `sum`"):
+            return _bounded(sum(args[0]), e.span)
+
+    def _range(self, e: ast.Call, args: list) -> tuple:
+        if not 1 <= len(args) <= 3 or any(isinstance(a, bool) or not isinstance(a, int) for a in args):
+            raise EvalError(
+                error(
+                    "E102", "`range` takes one to three integers", e.span, "e.g. range(4), range(1, 5), range(0, 8, 2)"
+                )
+            )
+        if len(args) == 3 and args[2] == 0:
+            raise EvalError(error("E104", "`range` step must not be zero", e.span))
+        r = range(*args)
+        if len(r) > MAX_LIST:
+            raise EvalError(error("E104", f"`range` gives {len(r):,} items, beyond the limit of {MAX_LIST:,}", e.span))
+        self.charge(len(r), e.span)
+        return tuple(r)
+
+
+_UNBOUND = object()
 
 
 def unknown_name(name: str, span: Span, candidates) -> EvalError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from . import ast
 from .fmt import Formatter, inline
 from .ir import Network, Node, format_shape
-from .ops import MERGES
+from .ops import MERGES, OPS
 from .source import UNKNOWN_SPAN
 
 
@@ -51,7 +51,10 @@ def _value(v) -> ast.Expr:
 def primitive(node: Node) -> ast.Expr:
     """A node as a call with every attribute spelled out (table rows as lists)."""
     args = []
+    params = {p.name for p in OPS[node.op].params}
     for k, v in node.attrs.items:
+        if k not in params:  # derived by the op's resolve (a crop's offset): not something a spec writes
+            continue
         if k == "table":
             if v is None:
                 continue

@@ -109,6 +109,10 @@ def _inline(e: ast.Expr) -> str:
     if isinstance(e, ast.Repeat):
         var = f"{e.var}: " if e.var else ""
         return f"[{var}{inline(e.body)}]x{inline(e.count, ATOM)}"
+    if isinstance(e, ast.Comprehension):
+        return f"[{inline(e.item)} for {e.var} in {inline(e.items)}]"
+    if isinstance(e, ast.Index):
+        return f"{e.base.id}[{inline(e.index)}]"
     raise AssertionError(type(e))
 
 
@@ -217,7 +221,16 @@ class Formatter:
             lines[0] = f"let {s.name} = {lines[0]}"
             return lines
         if isinstance(s, ast.Import):
-            return [f'import "{s.target}"' if s.is_path else f"import {s.target}"]
+            target = f'"{s.target}"' if s.is_path else s.target
+            if s.names is not None:
+                return [f"from {target} import " + ", ".join(n.id for n in s.names)]
+            return [f"import {target}"]
+        if isinstance(s, ast.TensorDef):
+            lines = self.layout(s.expr, 0)
+            lines[0] = f"tensor {s.name} = {lines[0]}"
+            return lines
+        if isinstance(s, ast.Output):
+            return ["output " + ", ".join(n.id for n in s.names)]
         if isinstance(s, ast.Expect):
             return [f"expect {s.metric} {s.op} {inline(s.value)}"]
         if isinstance(s, ast.Disable):

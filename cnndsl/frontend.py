@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from . import ast
 from .diagnostics import CnnError, Diagnostic, Note, did_you_mean, error, warning
-from .elaborate import Aborted, Ctx, Elaborator, Env, NameScope, Tensor
+from .elaborate import Elaborator
 from .evaluate import EvalError, Poisoned
 from .files import FileProblem, read_text
-from .ir import Attrs, Expectation, Network, Node, Shape
+from .graph import Aborted
+from .ir import Expectation, Network, Shape
 from .limits import MAX_CHANNELS, MAX_DIM, MAX_ELEMENTS, MAX_NODES, MAX_SOURCE_BYTES
 from .modules import ModuleScope, load_program
 from .source import Source, Span
@@ -84,39 +85,16 @@ def compile_text(
             )
         )
     bodies = [s for s in statements if isinstance(s, ast.Body)]
-    if not bodies:
-        el.report(
-            error(
-                "E108",
-                "the spec has no network body",
-                Span(path, 1, 1, 1, 1),
-                "add a chain of layers, e.g. `conv3x3(64) -> relu -> gap -> fc(10)`",
-            )
-        )
-    for extra in bodies[1:]:
-        el.report(
-            error(
-                "E108",
-                "the network body is written twice",
-                extra.span,
-                "join the two chains with `->` (a line may start or end with `->`)",
-                [Note(bodies[0].span, "the first body")],
-            )
-        )
-    nodes_ok = shape is not None and bool(bodies)
-    output = "input"
+    listed = [s for s in statements if isinstance(s, ast.Output)]
+    chains = [s for s in statements if isinstance(s, (ast.Body, ast.TensorDef))]
+    _check_bodies(bodies, listed, chains, path, el)
+    nodes_ok = shape is not None and len(bodies) == (0 if listed else 1)
+    outputs: tuple[str, ...] | None = None
     if nodes_ok:
-        x = Tensor("input", shape, Span(path, 1, 1, 1, 1))
-        el.nodes.append(Node("input", "input", Attrs(), (), shape, x.span))
-        names = NameScope()
-        names.used["input"] = None
-        try:
-            out = el.apply(bodies[0].expr, x, Ctx(Env(main, {}, x), names))
-            output = out.name if out is not None else output
-        except Aborted as abort:
-            el.report(abort.args[0])
-        except RecursionError:
-            el.report(error("E002", "the spec is nested too deeply to expand", bodies[0].span))
+        wanted = list(listed[0].names) if listed else []
+        outputs = el.network(chains, wanted, main, shape, Span(path, 1, 1, 1, 1))
+        if outputs and not any(d.severity == "error" for d in el.diagnostics):
+            el.unused(outputs)
     expectations = _expectations(statements, el, main)
     spec_inputs = [s.dims for s in statements if isinstance(s, ast.Input)]
     if expectations and input_shape is not None and spec_inputs and tuple(input_shape) != spec_inputs[0]:
@@ -134,13 +112,14 @@ def compile_text(
     frozen = _frozen(statements, el)
     disabled = frozenset(n.id for s in statements if isinstance(s, ast.Disable) for n in s.codes)
     diagnostics = el.diagnostics
-    if any(d.severity == "error" for d in diagnostics) or not nodes_ok or len(bodies) != 1:
+    if any(d.severity == "error" for d in diagnostics) or not nodes_ok or not outputs:
         return Compilation(None, diagnostics, program.sources)
     network = Network(
         name=_network_name(statements, path),
         input_shape=shape,
         nodes=tuple(el.nodes),
-        output=output,
+        output=outputs[0],
+        outputs=outputs,
         expectations=expectations,
         disabled=disabled,
         frozen=frozen,
@@ -148,6 +127,55 @@ def compile_text(
         path=path,
     )
     return Compilation(network, diagnostics, program.sources)
+
+
+def _check_bodies(bodies, listed, chains, path: str, el: Elaborator) -> None:
+    """One network body, or else `output` lines naming the outputs (E108)."""
+    if not bodies and not listed:
+        named = any(isinstance(c, ast.TensorDef) for c in chains)
+        el.report(
+            error(
+                "E108",
+                "the spec has no network body" if not named else "the spec names tensors but has no output",
+                Span(path, 1, 1, 1, 1) if not named else chains[-1].span,
+                "list the outputs, e.g. `output head`"
+                if named
+                else "add a chain of layers, e.g. `conv3x3(64) -> relu -> gap -> fc(10)`",
+            )
+        )
+    if listed:
+        for b in bodies:
+            el.report(
+                error(
+                    "E108",
+                    "a chain without a name in a network with `output` lines",
+                    b.span,
+                    "name it (`tensor head = ...`) and list it in `output`",
+                    [Note(listed[0].span, "the outputs are listed here")],
+                )
+            )
+        for extra in listed[1:]:
+            el.report(
+                error(
+                    "E108",
+                    "`output` is given twice",
+                    extra.span,
+                    "list every output on one line",
+                    [Note(listed[0].span, "first given here")],
+                )
+            )
+        return
+    for extra in bodies[1:]:
+        el.report(
+            error(
+                "E108",
+                "the network body is written twice",
+                extra.span,
+                "join the two chains with `->` (a line may start or end with `->`); for several outputs, "
+                "name each chain (`tensor head1 = ...`) and list them: `output head1, head2`",
+                [Note(bodies[0].span, "the first body")],
+            )
+        )
 
 
 def _input_shape(statements, override: Shape | None, path: str, el: Elaborator) -> Shape | None:
@@ -189,11 +217,10 @@ def check_input_dims(dims) -> str | None:
 
 def _expectations(statements, el: Elaborator, main: ModuleScope) -> tuple[Expectation, ...]:
     out = []
-    env = Env(main, {}, None)
     for s in statements:
         if isinstance(s, ast.Expect):
             try:
-                out.append(Expectation(s.metric, s.op, el.value(s.value, env), s.span))
+                out.append(Expectation(s.metric, s.op, el.top_value(s.value, main), s.span))
             except EvalError as err:
                 el.report(err.diagnostic)
             except Poisoned:

@@ -85,12 +85,22 @@ class Network:
     name: str
     input_shape: Shape
     nodes: tuple[Node, ...]  # nodes[0] is the input node; the rest in execution order
-    output: str
+    output: str  # the first of `outputs`: what a single-output user reads
     expectations: tuple[Expectation, ...] = ()
     disabled: frozenset[str] = frozenset()
     frozen: tuple[str, ...] = ()  # node names whose parameters are frozen (transfer learning)
     diagnostics: tuple[Diagnostic, ...] = field(default=(), compare=False)  # warnings from elaboration
     path: str = field(default="<string>", compare=False)
+    outputs: tuple[str, ...] = ()  # every output node, in declaration order; () means (output,)
+
+    def __post_init__(self) -> None:
+        if not self.outputs or self.outputs[0] != self.output:
+            # `output` is the first output, authoritative: dataclasses.replace(net, output=...) moves it.
+            object.__setattr__(self, "outputs", (self.output, *self.outputs[1:]))
+
+    @property
+    def output_shapes(self) -> tuple[Shape, ...]:
+        return tuple(self.by_name[o].shape for o in self.outputs)
 
     @cached_property
     def by_name(self) -> dict[str, Node]:

@@ -14,6 +14,7 @@ diagnostic says where, not what (the text could be anything the user can read).
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 import os
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from . import ast, ops
 from .diagnostics import CnnError, Diagnostic, Note, did_you_mean, error
 from .evaluate import BUILTINS, CONSTANTS, EvalError, Evaluator, Poisoned
 from .files import FileProblem, read_text, strip_bom
-from .limits import MAX_SOURCE_BYTES
+from .limits import MAX_NODES, MAX_SOURCE_BYTES, work_budget
 from .source import Source, Span
 from .syntax import parse_module
 
@@ -69,6 +70,7 @@ class ModuleScope:
     consts: dict = field(default_factory=dict)
     blocks: dict = field(default_factory=dict)  # name -> (BlockDef, defining ModuleScope)
     diagnostics: list[Diagnostic] = field(default_factory=list)  # warnings worth keeping
+    origins: dict = field(default_factory=dict)  # imported name -> the ast.Import that brought it
 
 
 @dataclass
@@ -122,7 +124,7 @@ class _Loader:
         for s in module.statements:
             if isinstance(s, ast.Import):
                 self._import(scope, s, (*stack, key), root)
-        evaluator = Evaluator(lambda name, span: _lookup_const(scope, name, span))
+        evaluator = Evaluator(lambda name, span: _lookup_const(scope, name, span), self._charge)
         for s in module.statements:
             if isinstance(s, ast.Let):
                 if self._clash(scope, s.name, s.span):
@@ -130,7 +132,14 @@ class _Loader:
                 try:
                     scope.consts[s.name] = evaluator.value(s.value)
                 except EvalError as e:
-                    self.errors.append(e.diagnostic)
+                    d = e.diagnostic
+                    if d.code == "E103" and "found a layer" in d.message:  # `let trunk = conv3x3(16) -> relu`
+                        d = dataclasses.replace(
+                            d,
+                            hint=f"`let` names a value; to name the tensor a chain computes write "
+                            f"`tensor {s.name} = ...`, to reuse the layers define `block {s.name}() {{ ... }}`",
+                        )
+                    self.errors.append(d)
                 except Poisoned:  # pragma: no cover - no tensor at module level
                     pass
             elif isinstance(s, ast.BlockDef):
@@ -140,6 +149,19 @@ class _Loader:
                 scope.blocks[s.name] = (s, scope)
         self._check_recursion(scope)
         return scope
+
+    def _charge(self, cost: int, span: Span) -> None:
+        """Work for computed lists in constants (`[f(i) for i in range(n)]`), bounded like elaboration."""
+        self.work = getattr(self, "work", 0) + cost
+        if self.work > work_budget(MAX_NODES):
+            raise EvalError(
+                error(
+                    "E107",
+                    f"the constants take more than {work_budget(MAX_NODES):,} steps to compute",
+                    span,
+                    "compute shorter lists",
+                )
+            )
 
     def _check_names(self, module: ast.Module) -> None:
         """Names the front end refuses so that every backend accepts what it accepts (E112), and
@@ -153,7 +175,7 @@ class _Loader:
                         error("E112", f"`{s.name}` cannot name a block: it is {why}", s.span, f"call it `my_{s.name}`")
                     )
                 roots += [s.body, *(p.default for p in s.params if p.default is not None)]
-            elif isinstance(s, (ast.Let, ast.Body)):
+            elif isinstance(s, (ast.Let, ast.Body, ast.TensorDef)):
                 roots.append(s.value if isinstance(s, ast.Let) else s.expr)
         for r in roots:
             for node in _walk(r):
@@ -180,7 +202,23 @@ class _Loader:
 
     def _clash(self, scope: ModuleScope, name: str, span: Span) -> bool:
         if name in scope.consts or name in scope.blocks:
-            self.errors.append(error("E106", f"`{name}` is defined twice", span, "rename one of them"))
+            via = scope.origins.get(name)
+            if via is None:
+                self.errors.append(error("E106", f"`{name}` is defined twice", span, "rename one of them"))
+                return True
+            target = f'"{via.target}"' if via.is_path else via.target
+            hint = f"rename yours, or import only what you use, e.g. `from {target} import ...`"
+            if via.names is not None:
+                hint = f"rename yours, or leave `{name}` out of the import"
+            self.errors.append(
+                error(
+                    "E106",
+                    f"`{name}` is already defined by `{'import' if via.names is None else 'from'} {target}`",
+                    span,
+                    hint,
+                    [Note(via.span, f"`{name}` is imported here")],
+                )
+            )
             return True
         if name in RESERVED or name in BUILTINS or name in CONSTANTS or ops.lookup(name) is not None:
             self.errors.append(
@@ -262,14 +300,30 @@ class _Loader:
         imported = self.cache[key]
         if imported is None:
             return
-        for name, value in imported.consts.items():
+        consts, blocks = imported.consts, imported.blocks
+        if stmt.names is not None:  # `from M import a, b`: only these
+            wanted = set()
+            for n in stmt.names:
+                if n.id in consts or n.id in blocks:
+                    wanted.add(n.id)
+                    continue
+                offered = [*blocks, *consts]
+                hint = (
+                    did_you_mean(n.id, offered) or f"`{stmt.target}` defines: {', '.join(sorted(offered)) or 'nothing'}"
+                )
+                self.errors.append(error("E101", f"`{stmt.target}` has no block or constant `{n.id}`", n.span, hint))
+            consts = {k: v for k, v in consts.items() if k in wanted}
+            blocks = {k: v for k, v in blocks.items() if k in wanted}
+        for name, value in consts.items():
             if name not in scope.consts:
                 scope.consts[name] = value
-        for name, entry in imported.blocks.items():
+                scope.origins[name] = stmt
+        for name, entry in blocks.items():
             if name in scope.blocks and scope.blocks[name] != entry:
                 self.errors.append(error("E106", f"block `{name}` is imported twice from different modules", stmt.span))
                 continue
             scope.blocks[name] = entry
+            scope.origins.setdefault(name, stmt)
 
     def _check_recursion(self, scope: ModuleScope) -> None:
         """Blocks may call blocks, never themselves, directly or through others."""

@@ -14,8 +14,9 @@ import numpy as np
 from .ir import Network, Node
 
 
-def run(network: Network, weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Evaluate the network at inference (batch norm from running statistics, dropout off)."""
+def run(network: Network, weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+    """Evaluate the network at inference (batch norm from running statistics, dropout off): its output,
+    or a tuple of its outputs in declaration order when it has several."""
     values = {"input": np.asarray(x, dtype=np.float64)}
     for node in network.layers:
         args = [values[i] for i in node.inputs]
@@ -25,6 +26,8 @@ def run(network: Network, weights: dict[str, np.ndarray], x: np.ndarray) -> np.n
             if k.startswith(node.name + ".") and "." not in k[len(node.name) + 1 :]
         }
         values[node.name] = _OPS[node.op](node, args, w)
+    if len(network.outputs) > 1:
+        return tuple(values[o] for o in network.outputs)
     return values[network.output]
 
 

@@ -32,7 +32,8 @@ def network_json(network: Network | None, diagnostics, path: str, fig: Figures |
 
     Top level: `params`, `trainable_params`, `macs` are totals; `activation_bytes` is the sum of every
     layer's fp32 output and `peak_activation_bytes` the most live at once; `receptive_field` is the
-    output layer's.
+    output layer's (the first output's: `outputs` lists every output in declaration order, with its node
+    name, shape and receptive field).
     """
     out: dict[str, Any] = {
         "file": path,
@@ -45,6 +46,7 @@ def network_json(network: Network | None, diagnostics, path: str, fig: Figures |
         "activation_bytes": None,
         "peak_activation_bytes": None,
         "receptive_field": None,
+        "outputs": [],
         "layers": [],
         "diagnostics": [d.to_json() for d in diagnostics],
     }
@@ -60,6 +62,10 @@ def network_json(network: Network | None, diagnostics, path: str, fig: Figures |
             activation_bytes=fig.total_activation,
             peak_activation_bytes=fig.peak_activation,
             receptive_field=fig.output_field.to_json(),
+            outputs=[
+                {"name": o, "output_shape": list(network.node(o).shape), "receptive_field": fig.fields[o].to_json()}
+                for o in network.outputs
+            ],
             layers=layer_rows(network, fig),
         )
     return out
@@ -127,6 +133,9 @@ def text_table(network: Network, fig: Figures | None = None) -> str:
     rule = "  ".join("-" * w for w in widths)
     title = f"{network.name}: input {format_shape(network.input_shape)}"
     notes = []
+    if len(network.outputs) > 1:
+        shown = [f"{o} {format_shape(network.node(o).shape)} RF {field_text(fig.fields[o])}" for o in network.outputs]
+        notes.append(f"{len(network.outputs)} outputs: " + "; ".join(shown))
     if fig.total_params != fig.total_trainable:
         notes.append(f"trainable {fig.total_trainable:,}, frozen {fig.total_params - fig.total_trainable:,} (* frozen)")
     notes.append(

@@ -164,6 +164,38 @@ class _Builder(Transformer):
             return ast.Import(target.value[1:-1], True, self._span(c))
         return ast.Import(target.id, False, self._span(c))
 
+    def from_import_stmt(self, c):
+        target = c[1]
+        names = tuple(
+            ast.Name(t.value, _tok_span(self.file, t)) for t in c[3:] if isinstance(t, Token) and t.type == "NAME"
+        )
+        if isinstance(target, Token):
+            return ast.Import(target.value[1:-1], True, self._span(c), names)
+        return ast.Import(target.id, False, self._span(c), names)
+
+    def tensor_stmt(self, c):
+        if c[0].value != "tensor":
+            raise CnnError(
+                [
+                    error(
+                        "E001",
+                        f"unexpected `{c[1].value}`",
+                        _tok_span(self.file, c[1]),
+                        "name a tensor with `tensor NAME = ...`",
+                    )
+                ]
+            )
+        return ast.TensorDef(c[1].value, c[3], self._span(c), _tok_span(self.file, c[1]))
+
+    def output_stmt(self, c):
+        if c[0].value != "output":  # `a b`: two names where one statement was meant
+            raise CnnError(
+                [error("E001", f"unexpected `{c[1].value}`", _tok_span(self.file, c[1]), "join layers with `->`")]
+            )
+        return ast.Output(
+            tuple(ast.Name(t.value, _tok_span(self.file, t)) for t in c[1:] if t.type == "NAME"), self._span(c)
+        )
+
     def expect_stmt(self, c):
         return ast.Expect(c[1].value, c[2].value, c[3], self._span(c))
 
@@ -263,6 +295,15 @@ class _Builder(Transformer):
         var = c[1].value if isinstance(c[1], Token) and c[1].type == "NAME" else None
         nodes = self._nodes(c)
         return self._mark(ast.Repeat(var, nodes[0], nodes[1], self._span(c)), c)
+
+    def comprehension(self, c):
+        nodes = self._nodes(c)
+        var = next(t.value for t in c if isinstance(t, Token) and t.type == "NAME")
+        return self._mark(ast.Comprehension(nodes[0], var, nodes[1], self._span(c)), c)
+
+    def index(self, c):
+        base = ast.Name(c[0].value, _tok_span(self.file, c[0]))
+        return self._mark(ast.Index(base, self._nodes(c)[0], self._span(c)), c)
 
     def positional(self, c):
         return ast.Arg(None, c[0], c[0].span)
@@ -389,6 +430,11 @@ def _syntax_diagnostic(e: UnexpectedInput, path: str):
             hint = "separate arguments with `,`, or close the call with `)`"
         elif tok.type in ("NAME", "LSQB", "LPAR") and "ARROW" in expected:
             hint = "join layers with `->`"
+        elif tok.value == "as" and "BLOCK" in expected:  # at the start of a statement
+            hint = (
+                "a newline ended the statement before `as`: keep `as NAME` on the line of the layer it names, "
+                "or end that line with `\\`"
+            )
         elif tok.type == "EQUAL" and "COMP_OP" in expected:
             hint = "compare with `==`; `=` only binds constants and keyword arguments"
         value = "end of line" if tok.type == "_NL" else f"`{tok.value}`"

@@ -28,6 +28,7 @@ CASES = {
     "E108": ("input 3x8x8\n", "1:1", "no network body"),
     "E109": ("input 3x8\nrelu\n", "1:1", "3 dimensions"),
     "E110": ("input 3x8x8\nconv3x3(8 // 0)\n", "2:9", "division by zero"),
+    "E113": ("input 3x8x8\ntensor a = conv3x3(8)\ntensor b = a -> relu\noutput a\n", "3:17", "not used by any output"),
     "E201": ("input 1x4x4\nconv5x5(8, pad=valid)\n", "2:1", "leaves a 0x0 output"),
     "E202": ("input 3x8x8\nadd(conv3x3(8), conv3x3(16))\n", "2:1", "equal channels"),
     "E203": ("input 3x8x8\nconcat(conv3x3(8), conv3x3(8, stride=2))\n", "2:1", "equal spatial sizes"),

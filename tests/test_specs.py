@@ -36,6 +36,8 @@ PUBLISHED = {
     "mobilenet_v2": 3_504_872,
     "efficientnet_b0": 5_288_548,
     "resnet152": 60_192_808,
+    "unet": 31_030_658,  # Ronneberger et al. 2015, Figure 1 (every conv with a bias)
+    "resnet50_fpn": 23_508_032 + 984_064 + 2_360_320,  # torchvision resnet_fpn_backbone: body, laterals, outputs
     "convnext_tiny": 28_589_128,
     "shufflenet_v2_x1_0": 2_278_604,
 }
@@ -63,7 +65,11 @@ def test_spec_figures(name):
     assert analysed == expected(net, "params")
     if name in PUBLISHED:
         assert analysed == PUBLISHED[name]
-    assert net.output_shape == (expected(net, "output"),)
+    if len(net.outputs) == 1:
+        want = expected(net, "output")
+        assert net.output_shape == (want if isinstance(want, tuple) else (want,))
+    else:
+        assert net.output_shapes == expected(net, "outputs")
 
     model = build(net, "torch", device="meta", train=False)
     assert sum(p.numel() for p in model.parameters()) == analysed
@@ -71,7 +77,24 @@ def test_spec_figures(name):
     assert list(state) == list(weight_specs(net))
     assert all(tuple(state[k].shape) == s.shape for k, s in weight_specs(net).items())
     y = model(torch.empty(1, *net.input_shape, device="meta"))
-    assert tuple(y.shape) == (1, *net.output_shape)
+    ys = y if len(net.outputs) > 1 else (y,)
+    assert [tuple(t.shape) for t in ys] == [(1, *s) for s in net.output_shapes]
+
+
+def test_resnet50_fpn_matches_torchvision_levels():
+    net = cnndsl.load(SPECS / "resnet50_fpn.cnn")
+    assert net.output_shapes == ((256, 56, 56), (256, 28, 28), (256, 14, 14), (256, 7, 7), (256, 4, 4))
+    upsamples = [n for n in net.layers if n.op == "upsample"]
+    assert [n.attrs["size"] for n in upsamples] == [(14, 14), (28, 28), (56, 56)]
+    assert all(n.attrs["mode"] == "nearest" for n in upsamples)
+
+
+def test_unet_crops_the_skips_to_the_decoder():
+    net = cnndsl.load(SPECS / "unet.cnn")
+    crops = [n for n in net.layers if n.op == "crop"]
+    assert [n.shape for n in crops] == [(512, 56, 56), (256, 104, 104), (128, 200, 200), (64, 392, 392)]
+    assert all(net.node(n.inputs[0]).op == "relu" for n in crops)  # the encoder's maps, cropped
+    assert sum(n.op == "convt" for n in net.layers) == 4
 
 
 @pytest.mark.parametrize("name", sorted(RUN_FORWARD))
@@ -170,7 +193,15 @@ def test_mac_bounds(name):
     net = cnndsl.load(SPECS / f"{name}.cnn")
     macs = sum(layer_macs(net).values())
     bounds = [(e.op, e.value) for e in net.expectations if e.metric == "macs"]
-    if name in PUBLISHED and name not in ("lenet5", "lenet5_1998", "image_classifier", "simple_cnn"):
+    # no published MACs: the small seed nets, and U-Net and the FPN (no torchvision table figure)
+    if name in PUBLISHED and name not in (
+        "lenet5",
+        "lenet5_1998",
+        "image_classifier",
+        "simple_cnn",
+        "unet",
+        "resnet50_fpn",
+    ):
         assert len(bounds) == 2
     for op, value in bounds:
         assert COMPARE[op](macs, value), (op, value, macs)

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, reject, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import cnndsl  # noqa: E402
+from cnndsl import reference  # noqa: E402
 from cnndsl.analysis import param_counts, weight_specs  # noqa: E402
 from cnndsl.backends import build, render  # noqa: E402
 from cnndsl.backends.lowering import elementwise_ops  # noqa: E402
@@ -413,6 +414,58 @@ def test_onnx_export(tmp_path):
     onnx.checker.check_model(proto)
     (y,) = ReferenceEvaluator(proto).run(None, {"x": x.numpy()})
     torch.testing.assert_close(torch.from_numpy(y), model(x).detach(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_onnx_export_keeps_every_output(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    net = cnndsl.parse(MULTI)
+    model = build(net, "torch", seed=0).eval()
+    x = torch.randn(2, *net.input_shape)
+    path = tmp_path / "multi.onnx"
+    names = list(net.outputs)
+    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["x"], output_names=names)
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    assert [o.name for o in proto.graph.output] == names
+    got = ReferenceEvaluator(proto).run(None, {"x": x.numpy()})
+    for y, want in zip(got, model(x), strict=True):
+        torch.testing.assert_close(torch.from_numpy(y), want.detach(), rtol=1e-4, atol=1e-5)
+
+
+MULTI = """input 3x12x12
+tensor stem = conv3x3(8) -> bn -> relu
+tensor c2 = stem -> maxpool2 -> conv3x3(12) -> relu
+tensor c3 = c2 -> maxpool2 -> conv3x3(16) -> relu
+tensor head = c3 -> gap -> fc(5)
+tensor side = add(c2 -> conv1x1(6), c2 -> conv3x3(6)) -> relu
+output head, side, c3
+"""
+
+
+def test_multi_output_forward_returns_a_tuple_in_declaration_order():
+    net = cnndsl.parse(MULTI)
+    assert len(net.outputs) == 3 and net.output == net.outputs[0]
+    source = render(net, "torch")
+    assert f"OUTPUTS = {tuple(net.outputs)!r}".replace("'", '"') in source
+    model = build(net, "torch", seed=0).eval()
+    x = torch.randn(2, *net.input_shape)
+    ys = model(x)
+    assert isinstance(ys, tuple) and [tuple(y.shape[1:]) for y in ys] == [net.node(o).shape for o in net.outputs]
+    weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    want = reference.run(net, weights, x.numpy())
+    assert isinstance(want, tuple) and len(want) == 3
+    for y, w in zip(ys, want, strict=True):
+        np.testing.assert_allclose(y.detach().numpy(), w, rtol=1e-4, atol=1e-5)
+
+
+def test_single_output_forward_is_unchanged():
+    net = cnndsl.parse("input 3x8x8\nconv3x3(4) -> relu")
+    assert net.outputs == (net.output,)
+    assert 'OUTPUTS = ("relu1",)' in render(net, "torch")
+    assert isinstance(build(net, "torch")(torch.randn(1, 3, 8, 8)), torch.Tensor)
 
 
 @pytest.mark.parametrize(

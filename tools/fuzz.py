@@ -55,6 +55,10 @@ FRAGMENTS = [
     "input 5M\n", "make_divisible(7, 0)", "0.5 ** -10000", "2 ** 2 ** 2 ** 2 ** 2", "relu(3, x=2)", "identity(3)",
     "let k = 3\n", "block b(c) = conv3x3(c) -> relu\n", "expect params == 1\n", "freeze x\n", "# comment\n",
     "residual(conv3x3(in_channels) -> bn)", "concat(relu, relu)", "[i: conv3x3(i + 1)]x3",
+    "tensor t = relu\n", "tensor t = t -> relu\n", "output t\n", "output t, t\n", "tensor output = relu\n",
+    "[i * 2 for i in range(3)]", "[[j for j in range(999999)] for i in range(999999)]", "range(10**7)", "w[3]",
+    "from resnet import basic\n", "from resnet import nothing\n", ", align=crop", ", align=upsample",
+    "concat(identity, maxpool2, align=crop)", "add(identity, maxpool2 -> upsample(2), align=upsample)",
 ]  # fmt: skip
 
 

@@ -60,7 +60,7 @@ def peak_activation(network: Network) -> tuple[int, dict[str, int]]:
     """(peak bytes, live bytes while each node runs) for one sample, executing in IR order.
 
     While a node runs, its inputs and its output are live together; a tensor is
-    freed right after its last reader has run, and the network output is never freed.
+    freed right after its last reader has run, and the network's outputs are never freed.
     No op runs in place, so this is an upper bound for an executor that reuses
     buffers in place (e.g. ReLU) and the exact figure for one that does not.
     """
@@ -69,7 +69,8 @@ def peak_activation(network: Network) -> tuple[int, dict[str, int]]:
     for i, n in enumerate(network.nodes):
         for name in n.inputs:
             last_use[name] = i
-    last_use[network.output] = len(network.nodes)
+    for name in network.outputs:
+        last_use[name] = len(network.nodes)
     freed_at: dict[int, list[str]] = {}
     for name, i in last_use.items():
         freed_at.setdefault(i, []).append(name)

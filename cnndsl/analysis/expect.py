@@ -34,7 +34,12 @@ METRICS: dict[str, tuple[str, Callable[[Figures], Any]]] = {
     "activation_mb": ("MB (10^6 bytes) of all fp32 outputs per sample", lambda f: f.total_activation / MB),
     "peak_activation_mb": ("MB of fp32 activations live at once per sample", lambda f: f.peak_activation / MB),
     "layers": ("number of layers (IR nodes, input excluded)", lambda f: len(f.network.layers)),
+    "outputs": (
+        "number of outputs (compare with a tuple of shapes for every output's, in `output` order)",
+        lambda f: len(f.network.outputs),
+    ),
 }
+SHAPED = {"output": lambda f: tuple(f.network.output_shape), "outputs": lambda f: tuple(f.network.output_shapes)}
 
 COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
@@ -47,6 +52,8 @@ COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 
 
 def _show(v: Any) -> str:
+    if isinstance(v, tuple) and v and all(isinstance(i, tuple) for i in v):
+        return ", ".join(_show(i) for i in v)
     if isinstance(v, tuple):
         return "x".join(map(str, v))
     if isinstance(v, float):
@@ -62,8 +69,8 @@ def check_expectation(fig: Figures, e: Expectation) -> Diagnostic | None:
         return error("E402", f"unknown metric `{e.metric}` in `expect`", e.span, hint)
     actual = METRICS[e.metric][1](fig)
     value = e.value
-    if e.metric == "output" and isinstance(value, tuple):
-        actual = tuple(fig.network.output_shape)
+    if e.metric in SHAPED and isinstance(value, tuple):
+        actual = SHAPED[e.metric](fig)
         if e.op not in ("==", "!="):
             return error("E403", f"a whole shape can only be compared with == or !=, not {e.op}", e.span)
         value = tuple(value)

@@ -72,3 +72,8 @@ class Figures:
     @property
     def output_field(self) -> Field:
         return self.fields[self.network.output]
+
+    @property
+    def output_fields(self) -> tuple[Field, ...]:
+        """Each output's receptive field, in declaration order."""
+        return tuple(self.fields[o] for o in self.network.outputs)

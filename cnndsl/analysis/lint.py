@@ -186,7 +186,7 @@ def softmax_not_last(fig: Figures, readers) -> list[Diagnostic]:
             "move softmax to the end, or leave it out and use a loss on logits",
         )
         for n in fig.network.layers
-        if n.op == "softmax" and n.name != fig.network.output
+        if n.op == "softmax" and n.name not in fig.network.outputs
     ]
 
 
@@ -194,7 +194,7 @@ def unused_nodes(fig: Figures, readers) -> list[Diagnostic]:
     """Nodes from which no path reaches the output. The language wires every branch into a merge,
     so only a hand-built or transformed IR can have them; a backend would compute them for nothing."""
     net = fig.network
-    live = {net.output}
+    live = set(net.outputs)
     for n in reversed(net.nodes):
         if n.name in live:
             live.update(n.inputs)

@@ -20,7 +20,7 @@ from ..analysis.params import weight_specs
 from ..ir import Network, Node
 from ..ops import ELEMENTWISE, VIEW
 from .base import emit_all, literal, ops_lowered_as, quoted, where
-from .layout import LINE, fit_all
+from .layout import LINE, fit_all, outputs_line
 from .lowering import Step, epilogue, plan
 from .torch_layers import tuple_literal
 
@@ -53,6 +53,7 @@ def render(network: Network) -> str:
         NETWORK_PART,
         f"INPUT_SHAPE = {_py(network.input_shape)}",
         f"OUTPUT = {_q(network.output)}",
+        outputs_line(network),
         "# name -> (shape, dtype, kind, init): the shared weight naming of every cnndsl backend",
         "WEIGHTS = {",
         *(f'    {_q(k)}: ({_py(s.shape)}, "{s.dtype}", "{s.kind}", {_py(s.init)}),' for k, s in specs.items()),
@@ -98,20 +99,7 @@ def render(network: Network) -> str:
     lines += [
         "        self._params = {k: cuda.to_device(v) for k, v in p.items()}",
         "",
-        "    def __call__(self, x):",
-        '        """Run the network: numpy in, numpy out; a device array in, a new device array out."""',
-        "        if is_device_array(x):",
-        "            x = as_device_array(x)",
-        "            self._check_device_input(x)",
-        "            y = self.forward(x)",
-        "            out = cuda.device_array(y.shape, _np.float32)",
-        "            out.copy_to_device(y)",
-        "            return out",
-        "        x = self._check_input(x)",
-        "        t = self._device_buffers(x.shape[0])",
-        '        t["input"].copy_to_device(x)',
-        '        return self.forward(t["input"]).copy_to_host()',
-        "",
+        *_call_lines(len(network.outputs) > 1),
         "    def _check_device_input(self, x):",
         "        if x.dtype != _np.float32 or tuple(x.shape[1:]) != tuple(self.INPUT_SHAPE) or not x.is_c_contiguous():",
         '            expected = "x".join(["N", *map(str, self.INPUT_SHAPE)])',
@@ -134,7 +122,7 @@ def render(network: Network) -> str:
     launches: list[str] = []
     emit_all(steps, _LAUNCH, "cuda", _Launches(network, launches))
     lines += launches
-    lines += [f"        return {_t(network.output)}", ""]
+    lines += [f"        return {', '.join(_t(o) for o in network.outputs)}", ""]
     network_part = lines.index(NETWORK_PART)
     return "\n".join(lines[:network_part] + fit_all(lines[network_part:]))
 
@@ -164,6 +152,44 @@ class _Launches:
 
     def __init__(self, network: Network, lines: list[str]):
         self.network, self.lines = network, lines
+
+
+def _call_lines(several: bool) -> list[str]:
+    """Model.__call__: one array for one output; a tuple in declaration order (OUTPUTS) for several."""
+    if not several:
+        return [
+            "    def __call__(self, x):",
+            '        """Run the network: numpy in, numpy out; a device array in, a new device array out."""',
+            "        if is_device_array(x):",
+            "            x = as_device_array(x)",
+            "            self._check_device_input(x)",
+            "            y = self.forward(x)",
+            "            out = cuda.device_array(y.shape, _np.float32)",
+            "            out.copy_to_device(y)",
+            "            return out",
+            "        x = self._check_input(x)",
+            "        t = self._device_buffers(x.shape[0])",
+            '        t["input"].copy_to_device(x)',
+            '        return self.forward(t["input"]).copy_to_host()',
+            "",
+        ]
+    return [
+        "    def __call__(self, x):",
+        '        """Run the network: a tuple of outputs in OUTPUTS order, numpy for numpy, new device arrays for device."""',
+        "        if is_device_array(x):",
+        "            x = as_device_array(x)",
+        "            self._check_device_input(x)",
+        "            ys = self.forward(x)",
+        "            outs = tuple(cuda.device_array(y.shape, _np.float32) for y in ys)",
+        "            for out, y in zip(outs, ys):",
+        "                out.copy_to_device(y)",
+        "            return outs",
+        "        x = self._check_input(x)",
+        "        t = self._device_buffers(x.shape[0])",
+        '        t["input"].copy_to_device(x)',
+        '        return tuple(y.copy_to_host() for y in self.forward(t["input"]))',
+        "",
+    ]
 
 
 def _t(name: str) -> str:

@@ -98,3 +98,9 @@ def fit(line: str) -> list[str]:
 
 def fit_all(lines: list[str]) -> list[str]:
     return [out for line in lines for out in fit(line)]
+
+
+def outputs_line(network) -> str:
+    """`OUTPUTS = (...)`: the network's output node names, in the order a multi-output model returns them."""
+    names = ", ".join(f'"{o}"' for o in network.outputs)
+    return f"OUTPUTS = ({names},)" if len(network.outputs) == 1 else f"OUTPUTS = ({names})"

@@ -21,7 +21,7 @@ from ..analysis.params import node_weights, weight_specs
 from ..ir import Network, Node
 from ..ops import ELEMENTWISE, VIEW
 from .base import Namespace, emit_all, literal, ops_lowered_as, quoted, where
-from .layout import LINE, fit_all
+from .layout import LINE, fit_all, outputs_line
 from .lowering import Step, epilogue, plan, plan_buffers
 from .torch_layers import tuple_literal
 
@@ -383,7 +383,7 @@ def render(network: Network, inline_kernels: bool = True) -> str:
         ]
         kernels = f"# kernel library sha256 {hashlib.sha256(_kernels().encode()).hexdigest()[:16]}\n"
     imports = runtime.import_block(api_imports + kernel_imports)
-    out_var = r.var[network.output]
+    out_vars = ", ".join(f"{r.var[o]}.copy()" for o in network.outputs)
     if r.steps <= JIT_FORWARD_MAX_STEPS:
         decorator, forward_doc = "@_nb.njit(cache=True)", "The whole network in one compiled call"
     else:
@@ -408,6 +408,7 @@ WEIGHTS = {{
 }}
 INPUT_SHAPE = {tuple(network.input_shape)!r}
 OUTPUT_SHAPE = {tuple(network.output_shape)!r}
+{outputs_line(network)}
 ARENA_FLOATS = {r.buffers.arena_floats}  # per sample: every intermediate, slots reused once dead
 SCRATCH_FLOATS = {max(r.scratch, 1)}  # the largest conv's im2col columns or wide rows (one image)
 PACKED_FLOATS = {max(r.wsize, 1)}  # every kernel and bias, batch norm folded in
@@ -418,7 +419,7 @@ def _forward(x, W, A, S):
     """{forward_doc}: x (N, ...) float32, W packed weights, A arena, S scratch."""
     n = x.shape[0]
 {forward}
-    return {out_var}.copy()
+    return {out_vars}
 
 
 class Model(ModelBase):

@@ -19,7 +19,7 @@ from .. import runtime
 from ..diagnostics import CnnError, error
 from ..ir import Network, Node, format_shape
 from .base import where
-from .layout import LINE, fit_all, fit_call
+from .layout import LINE, fit_all, fit_call, outputs_line
 from .torch_classes import INDENT, Classes, Group, comment, lay, lines_where
 from .torch_layers import MODULES, SUPPORT, support_lines, table_const, tuple_literal
 from .torch_scopes import CHAIN, scope_tree, walk
@@ -132,7 +132,7 @@ def _forward_lines(group: Group) -> list[str]:
     return [*lines, f"{INDENT}return {group.draft.result}"]
 
 
-def _class_lines(group: Group, doc: str, extra_init: list[str]) -> list[str]:
+def _class_lines(group: Group, doc: str, extra_init: list[str], several: bool = False) -> list[str]:
     params = [f"{p}: {t}" for p, t, _ in group.params]
     return [
         "",
@@ -145,7 +145,9 @@ def _class_lines(group: Group, doc: str, extra_init: list[str]) -> list[str]:
         *_init_lines(group),
         *extra_init,
         "",
-        "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
+        "    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:"
+        if several
+        else "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
         *_forward_lines(group),
     ]
 
@@ -191,7 +193,8 @@ class _TooLong(Exception):
 
 def _module_source(network: Network, cls: str, classes: Classes, table_names: dict[str, str]) -> str:
     tables = [network.node(name) for name in table_names]
-    shape_in, shape_out = format_shape(network.input_shape), format_shape(network.output_shape)
+    shape_in = format_shape(network.input_shape)
+    shape_out = ", ".join(format_shape(network.node(o).shape) for o in network.outputs)
     root = classes.root
     body: list[str] = []
     for n in tables:
@@ -211,7 +214,8 @@ def _module_source(network: Network, cls: str, classes: Classes, table_names: di
     frozen = [f"{INDENT}self.{name}.requires_grad_(False)" for name in network.frozen if _has_weights(network, name)]
     for group in classes.groups:
         if group.members[0] is root:
-            body += _class_lines(group, f"{network.name}: {shape_in} -> {shape_out}.", frozen)
+            several = len(network.outputs) > 1
+            body += _class_lines(group, f"{network.name}: {shape_in} -> {shape_out}.", frozen, several)
         else:
             body += _class_lines(group, _doc(group), [])
     text = "\n".join(body)
@@ -229,7 +233,7 @@ def _module_source(network: Network, cls: str, classes: Classes, table_names: di
     out.append("import torch")
     if uses_f:
         out.append("import torch.nn.functional as F")
-    out += ["from torch import nn", "", f'__all__ = ["{cls}"]']
+    out += ["from torch import nn", "", f'__all__ = ["{cls}"]', outputs_line(network)]
     return "\n".join(out) + "\n" + text + "\n"
 
 

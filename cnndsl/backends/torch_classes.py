@@ -258,7 +258,8 @@ class Classes:
     def name_values(self, s: Scope, steps: list, resolve, d: Draft) -> None:
         """forward's statements, each value named for what it holds: `x` for the input and the network's
         trunk, `out` for a block's, `identity` for a shortcut, `branch2` for a branch."""
-        uses: dict[str, int] = {resolve(s.output): 1}
+        results = s.outputs or (s.output,)  # the network's outputs, or a scope's one
+        uses: dict[str, int] = {resolve(o): 1 for o in results}
         for _, item, _ in steps:
             for i in item.inputs:
                 uses[resolve(i)] = uses.get(resolve(i), 0) + 1
@@ -287,7 +288,7 @@ class Classes:
             unsplittable = item.name if kind == "merge" else item_output(item) if kind == "optional" else ""
             d.forward.append((rel, self.statement(kind, item, rel, out, args), unsplittable))
             d.notes[rel] = self.provenance(item)
-        d.result = var[resolve(s.output)]
+        d.result = ", ".join(var[resolve(o)] for o in results)
 
     def statement(self, kind: str, item: Node | Scope, rel: str, out: str, args: list[str]) -> list[str]:
         if kind == "merge":

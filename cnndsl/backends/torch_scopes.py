@@ -28,6 +28,7 @@ class Scope:
     nodes: list[Node] = field(default_factory=list)  # every node inside, nested ones too
     input: str = ""  # the one value it reads from outside
     output: str = ""  # the node whose value it gives back
+    outputs: tuple[str, ...] = ()  # the network's (root only): every output, in declaration order
     role: str = CLASS
 
     @property
@@ -43,7 +44,7 @@ def scope_tree(network: Network, chain_reserved: frozenset[str]) -> Scope:
     """The scopes of network, each with its role (CLASS, CHAIN or FLAT). chain_reserved: names a Chain's
     children cannot take (nn.Sequential's own attributes)."""
     blocks = {f.scope: f.block for n in network.layers for f in n.trace}
-    root = Scope("", "", "network", input="input", output=network.output)
+    root = Scope("", "", "network", input="input", output=network.output, outputs=tuple(network.outputs))
     index = {"": root}
     for n in network.layers:
         parts = n.name.split(".")
@@ -61,7 +62,7 @@ def scope_tree(network: Network, chain_reserved: frozenset[str]) -> Scope:
     users = _users(network)
     for s in index.values():
         if s is not root:
-            _interface(s, users, network.output)
+            _interface(s, users, frozenset(network.outputs))
     _roles(root, chain_reserved, flat=False)
     return root
 
@@ -84,10 +85,10 @@ def _users(network: Network) -> dict[str, list[str]]:
     return users
 
 
-def _interface(s: Scope, users: dict[str, list[str]], output: str) -> None:
+def _interface(s: Scope, users: dict[str, list[str]], outputs: frozenset[str]) -> None:
     inside = {n.name for n in s.nodes}
     outside_in = {i for n in s.nodes for i in n.inputs if i not in inside}
-    outs = [n.name for n in s.nodes if n.name == output or any(u not in inside for u in users.get(n.name, ()))]
+    outs = [n.name for n in s.nodes if n.name in outputs or any(u not in inside for u in users.get(n.name, ()))]
     if len(outside_in) == 1 and len(outs) == 1:
         s.input, s.output = next(iter(outside_in)), outs[0]
     else:

@@ -20,5 +20,12 @@ def expand(args) -> int:
     print_diagnostics(result)
     if result.network is None:
         return EXIT_ERROR
+    if len(result.network.outputs) > 1:  # one chain cannot say it; printing the first output's would drop the rest
+        print(
+            f"cnndsl: error: `expand` prints one chain, and {args.spec} has {len(result.network.outputs)} outputs; "
+            "use `cnndsl check` to see every layer",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     sys.stdout.write(render_expanded(result.network))
     return EXIT_OK

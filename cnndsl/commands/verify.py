@@ -43,7 +43,8 @@ def _torch(network):
     def run(weights, x):
         model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
         with torch.no_grad():
-            return model(torch.from_numpy(x)).numpy()
+            y = model(torch.from_numpy(x))
+        return tuple(t.numpy() for t in y) if isinstance(y, tuple) else y.numpy()
 
     return run
 
@@ -67,8 +68,15 @@ RUNNERS = {"reference": _reference, "torch": _torch, "numba": _numpy_api("numba"
 
 
 def compare(a, b, rtol: float, atol: float) -> tuple[float, float, bool]:
-    """Max absolute error, max relative error (where |b| > atol), and whether |a - b| <= atol + rtol * |b| holds."""
+    """Max absolute error, max relative error (where |b| > atol), and whether |a - b| <= atol + rtol * |b| holds.
+    For a network with several outputs `a` and `b` are tuples: the worst over the outputs, every one compared."""
     import numpy as np
+
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        if not (isinstance(a, tuple) and isinstance(b, tuple)) or len(a) != len(b):
+            return float("inf"), float("inf"), False
+        each = [compare(i, j, rtol, atol) for i, j in zip(a, b)]
+        return max(e[0] for e in each), max(e[1] for e in each), all(e[2] for e in each)
 
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape:

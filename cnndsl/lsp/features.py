@@ -20,8 +20,11 @@ from ..source import Span
 from ..syntax import parse_module
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-IMPORT = re.compile(r"""^\s*import\s+(?:"([^"]*)"|([A-Za-z_][A-Za-z0-9_.]*))""")
-KEYWORDS = ("network", "input", "import", "let", "block", "expect", "disable", "freeze", "as", "if", "else")
+IMPORT = re.compile(r"""^\s*(?:import|from)\s+(?:"([^"]*)"|([A-Za-z_][A-Za-z0-9_.]*))""")
+KEYWORDS = (
+    "network", "input", "import", "from", "let", "tensor", "output", "block", "expect", "disable", "freeze",
+    "as", "if", "else", "for", "in",
+)  # fmt: skip
 COMBINATORS = ("residual", "concat", "add", "mul", "identity")
 
 

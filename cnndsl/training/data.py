@@ -43,6 +43,10 @@ def image_shape(network: Network) -> tuple[int, int, int]:
 
 def class_count(network: Network) -> int:
     """The number of classes the spec predicts: its output must be a flat vector of at least 2 scores."""
+    if len(network.outputs) > 1:
+        raise TrainError(
+            f"the spec has {len(network.outputs)} outputs; `cnndsl train` trains a classifier with one output"
+        )
     shape = network.output_shape
     if len(shape) != 1:
         raise TrainError(
