@@ -309,8 +309,11 @@ def _convt(r: _Context, step: Step) -> None:
     cout, g = node.shape[0], a["groups"]
     kh, kw = a["kernel"]
     rows = cout // g * kh * kw
-    name = quoted(node.name + ".weight")
-    wt = r.weight((g, rows, cin // g), f"weights[{name}].reshape(({g}, {cin // g}, {rows})).transpose(0, 2, 1)")
+    r.pack += [
+        f"wt = weights[{quoted(node.name + '.weight')}]",
+        f"wt = wt.reshape(({g}, {cin // g}, {rows})).transpose(0, 2, 1)",
+    ]
+    wt = r.weight((g, rows, cin // g), "wt")
     bias = f"weights[{quoted(node.name + '.bias')}]" if a["bias"] else f"_knp.zeros({cout}, _knp.float32)"
     b = r.weight((cout,), bias)
     r.scratch = max(r.scratch, rows * h * w)  # the columns of one image and group
