@@ -16,7 +16,7 @@ from .ir import Network, Node
 from .limits import MAX_NODES
 
 __version__ = "0.1.0"
-__all__ = ["parse", "load", "build", "CnnError", "Diagnostic", "Network", "Node"]
+__all__ = ["parse", "load", "build", "load_foreign_state_dict", "CnnError", "Diagnostic", "Network", "Node"]
 
 
 def parse(text: str, *, path: str = "<string>", input_shape=None, max_nodes: int = MAX_NODES) -> Network:
@@ -38,3 +38,11 @@ def build(spec, backend: str = "torch", **options):
 
     network = spec if isinstance(spec, Network) else load(spec) if Path(str(spec)).suffix == ".cnn" else parse(spec)
     return _build(network, backend, **options)
+
+
+def load_foreign_state_dict(network: Network, state_dict, name_map=None):
+    """(state dict under the network's weight names, report): a foreign model's tensors placed through
+    `name_map` (from `cnndsl import`), or else by structure: op order and shapes (docs/weights.md)."""
+    from .importers.names import load_foreign_state_dict as load
+
+    return load(network, state_dict, name_map)

@@ -6,7 +6,7 @@ heavy dependencies (torch, numba) inside the function that runs them.
 
 import importlib
 
-MODULES = ["check", "lint", "fmt", "expand", "compile", "verify", "train", "draw", "lsp"]
+MODULES = ["check", "lint", "fmt", "expand", "compile", "verify", "train", "draw", "lsp", "import_"]
 
 
 def load_all() -> None:

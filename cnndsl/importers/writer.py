@@ -1,0 +1,196 @@
+"""ImportGraph -> spec text: structure, blocks, repetitions, then `cnndsl.fmt` for the layout.
+
+Rendering walks the item tree once per purpose; a *binder* decides how each argument slot is
+written (a literal, omitted as a default, a block parameter, or recorded to compare instances),
+so the structure of a block body and its values come from the same walk.
+"""
+
+from __future__ import annotations
+
+from .blocks import Scoped, _same, make_blocks, scope_items, valid_label
+from .graph import ImportGraph
+from .spelling import Slot, literal, spell
+from .structure import Layer, Merge, to_items
+
+
+class Literal:
+    def __call__(self, slot: Slot) -> str | None:
+        return None if _same(slot.value, slot.default) else literal(slot.value)
+
+
+class Recorder:
+    def __init__(self):
+        self.slots: list[Slot] = []
+
+    def __call__(self, slot: Slot) -> str:
+        self.slots.append(slot)
+        return "?"
+
+
+class Template:
+    def __init__(self, template: list):
+        self.template, self.i = template, 0
+
+    def __call__(self, slot: Slot) -> str | None:
+        t = self.template[self.i]
+        self.i += 1
+        return None if t is None else literal(t[1]) if t[0] == "lit" else t[1]
+
+
+class Writer:
+    def __init__(self, graph: ImportGraph, labels: bool = True):
+        self.graph, self.labels = graph, labels
+        self.nodes = graph.by_name()
+
+    # the three walks over an item tree
+    def structure(self, items: list) -> str:
+        return " -> ".join(self.chain(items, Recorder()))
+
+    def slots(self, items: list) -> list[Slot]:
+        rec = Recorder()
+        self.chain(items, rec)
+        return rec.slots
+
+    def text(self, items: list, bind) -> str:
+        return " -> ".join(self.chain(items, bind))
+
+    def chain(self, items: list, bind, branch: bool = False) -> list[str]:
+        names = [s.path.rsplit(".", 1)[-1] for s in items if isinstance(s, Scoped) and s.block is None]
+        parts: list[str] = []
+        for k, it in enumerate(items):
+            if isinstance(it, Layer) and it.node.op == "flatten" and self._before_fc(items, k):
+                continue  # `gap -> fc`: the language flattens a 1x1 map itself
+            if isinstance(it, Scoped) and it.block is None:
+                inner = self.chain(it.items, bind)
+                label = it.path.rsplit(".", 1)[-1]
+                whole = branch and len(items) == 1
+                if self.labels and len(it.items) > 1 and valid_label(label) and names.count(label) == 1 and not whole:
+                    parts.append(f"({chr(10).join(pack(compress(inner)))}) as {label}")
+                else:
+                    parts.extend(inner)
+            else:
+                parts.append(self.item(it, bind))
+        return compress(parts)
+
+    def _before_fc(self, items: list, k: int) -> bool:
+        nxt = items[k + 1] if k + 1 < len(items) else None
+        shape = self.nodes[items[k].node.inputs[0]].shape
+        return isinstance(nxt, Layer) and nxt.node.op == "fc" and tuple(shape[1:]) == (1, 1)
+
+    def item(self, it, bind) -> str:
+        if isinstance(it, Layer):
+            sp = spell(it.node, self.nodes[it.node.inputs[0]].shape)
+            return call(sp.name, sp.slots, bind)
+        if isinstance(it, Scoped):
+            return call(it.block, it.args, bind)
+        return self.merge(it, bind)
+
+    def merge(self, it: Merge, bind) -> str:
+        if isinstance(bind, Recorder) and getattr(bind, "mark", (None,))[0] is it:
+            return self._marked(it, bind)
+        wraps = getattr(it, "wraps", None)
+        if wraps is not None:  # residual in some instances of a block only: the body written once, used twice
+            body = self.branch_text(next(b for b in it.branches if b), bind)
+            return f"(residual({body}) if {wraps} else ({body}))"
+        texts = [self.branch_text(b, bind) for b in it.branches]
+        optional = getattr(it, "optional", None)
+        if optional is not None:  # a block whose instances differ in this branch: written conditionally
+            k, cond = optional
+            texts[k] = f"identity if {cond} else ({texts[k]})"
+            if k == 0 and len(texts) == 2 and it.node.op == "add":
+                texts = texts[::-1]
+        op = it.node.op
+        if op == "add" and len(texts) == 2 and not (texts[0] is None and texts[1] is None):
+            body, short = texts if texts[0] is not None else texts[::-1]
+            return f"residual({body})" if short is None else f"residual({body}, shortcut={short})"
+        return f"{op}({', '.join('identity' if t is None else t for t in texts)})"
+
+    def optional_span(self, items: list, merge: Merge, k: int) -> tuple[int, int]:
+        """(first slot, number of slots) of branch k of merge, in the slot order of items."""
+        rec = Recorder()
+        rec.mark = (merge, k)
+        self.chain(items, rec)
+        return rec.span
+
+    def _marked(self, it: Merge, rec: Recorder) -> str:
+        for j, b in enumerate(it.branches):
+            start = len(rec.slots)
+            self.branch_text(b, rec)
+            if j == rec.mark[1]:
+                rec.span = (start, len(rec.slots) - start)
+        return "?"
+
+    def branch_text(self, items: list, bind) -> str | None:
+        if not items:
+            return None
+        return " -> ".join(self.chain(items, bind, branch=True))
+
+
+def call(name: str, slots, bind) -> str:
+    args = []
+    for s in slots:
+        text = bind(s)
+        if text is not None:
+            args.append(text if s.positional else f"{s.key}={text}")
+    return f"{name}({', '.join(args)})" if args else name
+
+
+def compress(parts: list[str]) -> list[str]:
+    """Runs of equal elements (or of equal windows of 2-4 elements) become `[...]xN`."""
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        best = (1, 1)
+        for k in range(1, 5):
+            r = 1
+            while parts[i + r * k : i + (r + 1) * k] == parts[i : i + k] and i + (r + 1) * k <= len(parts):
+                r += 1
+            if r > 1 and k * r > best[0] * best[1]:
+                best = (k, r)
+        k, r = best
+        if r > 1:
+            out.append(f"[{' -> '.join(parts[i : i + k])}]x{r}")
+        else:
+            out.append(parts[i])
+        i += k * r
+    return out
+
+
+def pack(parts: list[str], width: int = 100) -> list[str]:
+    """The body chain, several elements a line as a person writes it; cnndsl.fmt does the rest."""
+    lines: list[str] = []
+    alone = False  # labelled groups and merges get lines of their own
+    for p in parts:
+        big = " as " in p or p.startswith(("residual(", "concat(", "add(", "mul("))
+        if lines and not big and not alone and len(lines[-1]) + 4 + len(p) <= width:
+            lines[-1] += f" -> {p}"
+        else:
+            lines.append(f"-> {p}" if lines else p)
+        alone = big
+    return lines
+
+
+def write_spec(graph: ImportGraph, header: list[str] = (), expects: list[str] = (), labels: bool = True) -> str:
+    """The spec text (formatted by cnndsl.fmt) for graph; labels=False leaves out the `as` labels."""
+    from ..fmt import format_text
+
+    writer = Writer(graph, labels)
+    items = scope_items(to_items(graph))
+    definitions = make_blocks(items, writer)
+    lines = [f"# {h}" for h in header]
+    lines += [f"network {network_name(graph.name)}", "input " + "x".join(map(str, graph.input_shape)), ""]
+    for name, params, template, body in definitions:
+        sig = ", ".join(p.key if p.positional else f"{p.key}={literal(p.default)}" for p in params)
+        lines += [f"block {name}({sig}) {{", "  " + writer.text(body, Template(template)), "}", ""]
+    lines += pack(writer.chain(items, Literal()))
+    if expects:
+        lines += ["", *expects]
+    return format_text("\n".join(lines) + "\n")
+
+
+def network_name(name: str) -> str:
+    import re
+
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    snake = re.sub(r"[^a-z0-9_]", "_", snake).strip("_") or "imported"
+    return snake if valid_label(snake) else f"net_{snake}"
