@@ -201,23 +201,7 @@ CALLS: dict[str, Callable[[Node, str], str]] = {
     "hardswish": _call("F.hardswish"),
     "hardsigmoid": _call("F.hardsigmoid"),
     "softmax": _call("F.softmax", "dim=1"),
-    "slice": lambda node, v: f"{v}[:, {num(node.attrs['start'])}:{num(node.attrs['end'])}]",
-    "crop": lambda node, v: _crop_call(node, v),
-    "shuffle": lambda node, v: f"{v}.unflatten(1, ({num(node.attrs['groups'])}, -1)).transpose(1, 2).flatten(1, 2)",
-    "upsample": lambda node, v: _interpolate(node, v),
 }
-
-
-def _crop_call(node: Node, v: str) -> str:
-    (top, left), (h, w) = node.attrs["offset"], node.attrs["size"]
-    return f"{v}[:, :, {num(top)}:{num(top + h)}, {num(left)}:{num(left + w)}]"  # as ruff formats simple slices
-
-
-def _interpolate(node: Node, v: str) -> str:
-    """F.interpolate with nn.Upsample's arguments (the same function: Upsample calls it)."""
-    _, args = _upsample(node, [])
-    return f"F.interpolate({', '.join([v, *args])})"
-
 
 # Merges have no state: an expression over the variables of their inputs.
 MERGES: dict[str, Callable[[list[str]], str]] = {
