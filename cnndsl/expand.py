@@ -52,8 +52,11 @@ def primitive(node: Node) -> ast.Expr:
     """A node as a call with every attribute spelled out (table rows as lists)."""
     args = []
     params = {p.name for p in OPS[node.op].params}
+    derived = OPS[node.op].extra.get("derived", lambda attrs: ())(node.attrs)  # upsample's size from its scale
     for k, v in node.attrs.items:
-        if k not in params:  # derived by the op's resolve (a crop's offset): not something a spec writes
+        if k not in params or k in derived:  # derived by the op's resolve (a crop's offset): not written
+            continue
+        if v is None:  # an optional argument left out (upsample's scale when it has a size)
             continue
         if k == "table":
             if v is None:

@@ -693,6 +693,7 @@ UPSAMPLE = OpDef(
     shape=_upsample_shape,
     window=_upsample_window,
     feature_map=True,
+    extra={"derived": lambda attrs: ("size",) if attrs["scale"] is not None else ()},  # for `cnndsl expand`
 )
 
 

@@ -208,3 +208,17 @@ def test_new_ops_script_export_and_train():
     torch.onnx.export(model, (x,), io.BytesIO(), dynamo=False)
     model.train()(x).sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "layer",
+    ["upsample(2)", "upsample(1.5, mode=bilinear, align_corners=true)", "upsample(size=(9, 7))", "crop(3)"]
+    + ["slice(1)", "slice(0, 2)", "shuffle(2)", "layernorm", "layer_scale", "stochastic_depth(0.1)"]
+    + ["convt(4, kernel=3, stride=2, pad=1, output_pad=1, groups=2)", "deconv2x2(2, stride=2)"],
+)
+def test_cnndsl_expand_spells_the_new_ops_back(layer):
+    from cnndsl.expand import expand
+
+    net = cnndsl.parse(f"network probe\ninput 4x6x5\n{layer}")
+    flat = cnndsl.parse(expand(net))
+    assert [(n.op, n.attrs, n.shape) for n in flat.layers] == [(n.op, n.attrs, n.shape) for n in net.layers]

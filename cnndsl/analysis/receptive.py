@@ -32,6 +32,9 @@ from ..diagnostics import Diagnostic, warning
 from ..ir import Network, Node
 from ..ops import GLOBAL, OPS, Resample, Window
 
+MAX_PHASES = 1024  # beyond this period (odd sizes resampled to odd sizes, again and again) the table is dropped:
+# the figures come from its first MAX_PHASES phases and later ops see a regular approximation
+
 
 @dataclass(frozen=True, slots=True)
 class Axis:
@@ -51,12 +54,12 @@ class Axis:
 
     @staticmethod
     def of(period: int, shift: int, spans: list[tuple[int, int] | None]) -> Axis:
-        """The table for these spans, folded to its shortest period."""
-        for d in range(1, period):
+        """The table for these spans, folded to its shortest period (spans may stop at MAX_PHASES)."""
+        for d in range(1, min(period, len(spans))):
             if period % d or (shift * d) % period:
                 continue
             step = shift * d // period
-            if all(_moved(spans[phi], step) == spans[phi + d] for phi in range(period - d)):
+            if all(_moved(spans[phi], step) == spans[phi + d] for phi in range(len(spans) - d)):
                 return Axis.of(d, step, spans[:d])
         return Axis(period, shift, tuple(sp and sp[0] for sp in spans), tuple(sp and sp[1] for sp in spans))
 
@@ -75,7 +78,7 @@ class Field:
     def axis(self, ax: int) -> Axis:
         if self.axes is not None:
             return self.axes[ax]
-        j = Fraction(self.stride[ax])
+        j = Fraction(self.stride[ax]).limit_denominator(MAX_PHASES)
         half = (self.size[ax] - 1) / 2
         lo, hi = round(self.offset[ax] - half), round(self.offset[ax] + half)
         return Axis.of(
@@ -113,6 +116,13 @@ def _exact(x):
 
 def _from_axes(axes: tuple[Axis, Axis]) -> Field:
     size, stride, offset = [], [], []
+    if any(len(a.lo) < a.period for a in axes):  # truncated tables: figures from the phases computed
+        for a in axes:
+            spans = [(lo, hi) for lo, hi in zip(a.lo, a.hi) if lo is not None]
+            size.append(max((hi - lo + 1 for lo, hi in spans), default=0))
+            stride.append(_exact(Fraction(a.shift, a.period)))
+            offset.append(sum(spans[0]) / 2 if a.lo[0] is not None else 0.0)
+        return Field(tuple(size), tuple(stride), tuple(offset))
     for a in axes:
         spans = [(lo, hi) for lo, hi in zip(a.lo, a.hi) if lo is not None]
         size.append(max(hi - lo + 1 for lo, hi in spans) if spans else 0)
@@ -135,7 +145,7 @@ def _through_resample(f: Field, r: Resample) -> Field:
         t = a.period // math.gcd(r.shift[ax], a.period) if r.shift[ax] else 1
         period, moved = r.period[ax] * t, r.shift[ax] * t
         spans = []
-        for o in range(period):
+        for o in range(min(period, MAX_PHASES)):
             reads = r.reads(ax, o)
             first, last = (a.at(reads[0]), a.at(reads[1])) if reads is not None else (None, None)
             spans.append(None if first is None or last is None else (first[0], last[1]))
@@ -152,7 +162,7 @@ def _window_on_axes(f: Field, w: Window) -> Field:
         g = math.gcd(s, a.period)
         period = a.period // g
         spans = []
-        for o in range(period):
+        for o in range(min(period, MAX_PHASES)):
             first, last = a.at(s * o - w.pad[ax]), a.at(s * o - w.pad[ax] + span)
             spans.append(None if first is None or last is None else (first[0], last[1]))
         axes.append(Axis.of(period, a.shift * s // g, spans))
@@ -162,7 +172,7 @@ def _window_on_axes(f: Field, w: Window) -> Field:
 def _through_window(f: Field, w: Window) -> Field:
     if f.size is None or (w.kernel == (1, 1) and w.stride == (1, 1) and w.pad == (0, 0)):
         return f  # global already, or a pointwise window: (r, j, c) stay as they are
-    if f.axes is not None:
+    if f.axes is not None or any(isinstance(j, Fraction) for j in f.stride):
         return _window_on_axes(f, w)
     size, stride, offset = [], [], []
     for ax in (0, 1):
@@ -177,13 +187,14 @@ def _through_window(f: Field, w: Window) -> Field:
 def _merge(fields: list[Field]) -> Field:
     if any(f.size is None for f in fields):
         return next(f for f in fields if f.size is None)
-    if any(f.axes is not None for f in fields) and len({f.stride for f in fields}) == 1:
+    fractional = any(f.axes is not None or any(isinstance(j, Fraction) for j in f.stride) for f in fields)
+    if fractional and len({f.stride for f in fields}) == 1:
         axes = []
         for ax in (0, 1):
             tables = [f.axis(ax) for f in fields]
             period = math.lcm(*(a.period for a in tables))
             spans = []
-            for o in range(period):
+            for o in range(min(period, MAX_PHASES)):
                 each = [sp for sp in (a.at(o) for a in tables) if sp is not None]
                 spans.append((min(sp[0] for sp in each), max(sp[1] for sp in each)) if each else None)
             axes.append(Axis.of(period, tables[0].shift * period // tables[0].period, spans))

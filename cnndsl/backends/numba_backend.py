@@ -316,16 +316,22 @@ def _layer_scale(r: _Context, step: Step) -> None:
 def _convt(r: _Context, step: Step) -> None:
     node, a = step.node, step.node.attrs
     src = node.inputs[0]
-    cin = r.shape(src)[0]
-    cout = node.shape[0]
+    cin, h, w = r.shape(src)
+    cout, g = node.shape[0], a["groups"]
     kh, kw = a["kernel"]
-    w = r.weight((cin, cout // a["groups"], kh, kw), f"weights[{quoted(node.name + '.weight')}]")
+    rows = cout // g * kh * kw
+    r.pack += [
+        f"wt = weights[{quoted(node.name + '.weight')}]",
+        f"wt = wt.reshape(({g}, {cin // g}, {rows})).transpose(0, 2, 1)",
+    ]
+    wt = r.weight((g, rows, cin // g), "wt")
     bias = f"weights[{quoted(node.name + '.bias')}]" if a["bias"] else f"_knp.zeros({cout}, _knp.float32)"
     b = r.weight((cout,), bias)
+    r.scratch = max(r.scratch, rows * h * w)  # the columns of one image and group
     y = r.output(step)
     (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
     r.fwd.append(
-        f"conv_transpose2d({r.var[src]}, {w}, {b}, {y}, {a['groups']}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, {_act(step)})"
+        f"conv_transpose2d({r.var[src]}, {wt}, {b}, {y}, S, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, {_act(step)})"
     )
 
 

@@ -732,30 +732,33 @@ def layernorm(x, w, b, y, eps):
 
 
 @_nb.njit(cache=True)
-def conv_transpose2d(x, w, b, y, groups, sh, sw, ph, pw, dh, dw, act, slope):
-    """Transposed convolution (torch's ConvTranspose2d) of NCHW x with w (Cin, Cout/g, kh, kw): every input
-    pixel scatters into the output, then the bias and the activation."""
-    cin, og = x.shape[1] // groups, w.shape[1]
-    kh, kw = w.shape[2], w.shape[3]
+def conv_transpose2d(x, wt, b, y, scratch, kh, kw, sh, sw, ph, pw, dh, dw, act, slope):
+    """Transposed convolution (torch's ConvTranspose2d) of NCHW x; wt (groups, Cout/g * kh * kw, Cin/g) is
+    each group's kernel transposed. Per image and group one BLAS product gives every tap's contribution
+    of every input pixel (columns), which col2im adds into the output; then the bias and the activation."""
+    groups, rows, cin = wt.shape[0], wt.shape[1], wt.shape[2]
+    og = rows // (kh * kw)
+    h, w = x.shape[2], x.shape[3]
     oh, ow = y.shape[2], y.shape[3]
+    cols = scratch[: rows * h * w].reshape((rows, h * w))
     for n in range(y.shape[0]):
         for o in range(y.shape[1]):
             y[n, o, :, :] = b[o]
-        for ci in range(x.shape[1]):
-            g = ci // cin
-            for ih in range(x.shape[2]):
-                for iw in range(x.shape[3]):
-                    v = x[n, ci, ih, iw]
-                    for ky in range(kh):
-                        oy = ih * sh - ph + ky * dh
-                        if oy < 0 or oy >= oh:
-                            continue
-                        for kx in range(kw):
-                            ox = iw * sw - pw + kx * dw
-                            if ox < 0 or ox >= ow:
+        for g in range(groups):
+            _knp.dot(wt[g], x[n, g * cin : (g + 1) * cin].reshape((cin, h * w)), cols)
+            for k in range(og):
+                dst = y[n, g * og + k]
+                for ky in range(kh):
+                    for kx in range(kw):
+                        col = cols[(k * kh + ky) * kw + kx]
+                        for ih in range(h):
+                            oy = ih * sh - ph + ky * dh
+                            if oy < 0 or oy >= oh:
                                 continue
-                            for k in range(og):
-                                y[n, g * og + k, oy, ox] += v * w[ci, k, ky, kx]
+                            for iw in range(w):
+                                ox = iw * sw - pw + kx * dw
+                                if 0 <= ox < ow:
+                                    dst[oy, ox] += col[ih * w + iw]
         for o in range(y.shape[1]):
             activate(y[n, o].reshape(oh * ow), act, slope)
 
