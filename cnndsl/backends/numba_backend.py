@@ -149,6 +149,16 @@ def _act(step: Step) -> str:
     return f"{code}, {literal(scalar)}"
 
 
+def _geometry(**values) -> str:
+    """Integer layer geometry as keyword arguments (`sh=2, sw=2, ...`): a reader need not count positions."""
+    return ", ".join(f"{k}={literal(v)}" for k, v in values.items())
+
+
+def _act_kw(step: Step) -> str:
+    code, scalar = epilogue(step)
+    return f"act={code}, slope={literal(scalar)}"
+
+
 def _fold_args(step: Step, table=None, cin: int = 0) -> str:
     """Keyword arguments of folded_weights(): the batch norm to fold in, the connection table."""
     bn = step.affine
@@ -176,9 +186,8 @@ def _conv(r: _Context, step: Step) -> None:
     r.scratch = max(r.scratch, conv_scratch(cin, r.shape(src)[1:], node, method))
     y = r.output(step)
     (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
-    r.fwd.append(
-        f"conv2d({r.var[src]}, {w}, {b}, {y}, S, {groups}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, {method}, {_act(step)})"
-    )
+    geometry = _geometry(groups=groups, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
+    r.fwd.append(f"conv2d({r.var[src]}, {w}, {b}, {y}, S, {geometry}, method={method}, {_act_kw(step)})")
 
 
 def _fc(r: _Context, step: Step) -> None:
@@ -250,8 +259,9 @@ def _pool(kernel: str):
         a, src = step.node.attrs, step.node.inputs[0]
         y = r.output(step)
         (kh, kw), (sh, sw), (ph, pw) = a["kernel"], a["stride"], a["pad"]
-        extra = f", {int(a['include_pad'])}" if "include_pad" in a.as_dict() else ""
-        r.fwd.append(f"{kernel}({r.var[src]}, {y}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}{extra})")
+        extra = f", include_pad={int(a['include_pad'])}" if "include_pad" in a.as_dict() else ""
+        geometry = _geometry(kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw)
+        r.fwd.append(f"{kernel}({r.var[src]}, {y}, {geometry}{extra})")
 
     return emit
 
@@ -330,9 +340,8 @@ def _convt(r: _Context, step: Step) -> None:
     r.scratch = max(r.scratch, rows * h * w)  # the columns of one image and group
     y = r.output(step)
     (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
-    r.fwd.append(
-        f"conv_transpose2d({r.var[src]}, {wt}, {b}, {y}, S, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, {_act(step)})"
-    )
+    geometry = _geometry(kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
+    r.fwd.append(f"conv_transpose2d({r.var[src]}, {wt}, {b}, {y}, S, {geometry}, {_act_kw(step)})")
 
 
 # What each op becomes: one entry per op (every VIEW and ELEMENTWISE op shares its kind's emitter).
