@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import needs_torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba_helpers import build_shared
@@ -257,6 +258,7 @@ def test_numba_returns_a_tuple_that_agrees_with_the_reference():
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
 
 
+@needs_torch
 def test_verify_compares_every_output(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(numba_backend, "render", functools.partial(numba_backend.render, inline_kernels=False))
     spec = tmp_path / "multi.cnn"

@@ -718,3 +718,13 @@ def test_property_shared_block_classes_compute_the_reference(text, seed):
     with torch.no_grad():
         got = model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, reference.run(net, weights, x), rtol=1e-3, atol=1e-4)
+
+
+def test_the_names_rendering_reserves_are_torchs_own():
+    import torch
+
+    from cnndsl.backends.torch_backend import SEQUENTIAL_ATTRIBUTES
+    from cnndsl.modules import MODULE_ATTRIBUTES
+
+    public = {n for n in dir(torch.nn.Sequential()) if not n.startswith("_")}
+    assert public <= MODULE_ATTRIBUTES | SEQUENTIAL_ATTRIBUTES

@@ -18,6 +18,7 @@ from typing import Any
 from .. import runtime
 from ..diagnostics import CnnError, error
 from ..ir import Network, Node, format_shape
+from ..modules import MODULE_ATTRIBUTES
 from .base import where
 from .layout import LINE, fit_all, fit_call, outputs_line
 from .torch_classes import INDENT, Classes, Group, comment, lay, lines_where
@@ -49,22 +50,17 @@ def _table_conv() -> str:
 _GLOBALS = {"torch", "nn", "F", "math", "TableConv2d", *SUPPORT}
 
 
-def _module_attributes() -> frozenset[str]:
-    import torch
-
-    return frozenset(dir(torch.nn.Module()))
-
-
 def _name_error(node: Node, message: str, hint: str) -> CnnError:
     return CnnError([error("E112", message, node.span, hint)])
 
 
 def _check_names(network: Network) -> None:
     """Node names become attribute paths; a part torch or Python reserves would break the module, so say so."""
-    reserved = _module_attributes() | {"forward"}
+    # Rendering needs no torch: the front end's list of nn.Module attributes (checked against the installed
+    # torch by tests/test_hostile_input.py), and every `_` name, which nn.Module keeps for itself.
     for n in network.layers:
         for part in n.name.split("."):
-            if keyword.iskeyword(part) or part in reserved or part.startswith("__"):
+            if keyword.iskeyword(part) or part in MODULE_ATTRIBUTES or part.startswith("_"):
                 raise _name_error(
                     n,
                     f"the name `{part}` (in `{n.name}`) cannot name a torch submodule",
@@ -237,10 +233,13 @@ def _module_source(network: Network, cls: str, classes: Classes, table_names: di
     return "\n".join(out) + "\n" + text + "\n"
 
 
-def _chain_reserved() -> frozenset[str]:
-    import torch
+# What nn.Sequential adds to nn.Module's attributes (tests/test_torch_backend.py checks it against torch):
+# rendering needs no torch.
+SEQUENTIAL_ATTRIBUTES = frozenset({"append", "extend", "insert", "pop"})
 
-    return frozenset(dir(torch.nn.Sequential())) | {"forward"}
+
+def _chain_reserved() -> frozenset[str]:
+    return MODULE_ATTRIBUTES | SEQUENTIAL_ATTRIBUTES | {"forward"}
 
 
 def instantiate(
