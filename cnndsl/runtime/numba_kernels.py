@@ -283,16 +283,9 @@ def _wide_cols_channel(src, col, c, kh, kw, wp, dh, dw):
 
 @_nb.njit(cache=True)
 def _wide_cols(src, col, cin, kh, kw, wp, dh, dw):
-    plane = src.size // cin
-    wl = col.shape[1]
+    """Every row of the wide im2col matrix, one channel after another (the serial _wide_cols_parallel)."""
     for c in range(cin):
-        for ky in range(kh):
-            for kx in range(kw):
-                off = c * plane + ky * dh * wp + kx * dw
-                xs = src[off : off + wl]
-                dst = col[(c * kh + ky) * kw + kx]
-                for i in range(wl):
-                    dst[i] = xs[i]
+        _wide_cols_channel(src, col, c, kh, kw, wp, dh, dw)
 
 
 @_nb.njit(cache=True, parallel=True)
