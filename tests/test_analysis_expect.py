@@ -150,6 +150,7 @@ def test_check_json_contract(spec, capsys):
         "size_hw": [8, 8],
         "stride_hw": [2, 2],
         "offset_hw": [0.5, 0.5],
+        "exact": True,
     }
     assert conv2["macs"] == 32 * 16 * 16 * 9 * 16 and conv2["activation_bytes"] == 4 * 32 * 16 * 16
 

@@ -228,8 +228,9 @@ def _probe_resampled(text: str, size: int):
         assume(False)
     field = receptive_fields(net)[net.output]
     assume(not field.is_global)
-    # a period past receptive.MAX_PHASES (odd sizes resampled to odd sizes) is tracked approximately
-    assume(field.axes is not None or not any(isinstance(j, Fraction) for j in field.stride))
+    # a period past receptive.MAX_PHASES (odd sizes resampled to odd sizes) is tracked approximately, and
+    # every field from it on says so
+    assume(field.exact)
     _, oh, ow = net.output_shape
     x = torch.ones((1, 4, size, size), dtype=torch.float64, requires_grad=True)
     y = run(net, x, probe=True)
@@ -276,6 +277,17 @@ def test_upsampling_halves_the_stride_and_keeps_pixel_zero():
     up = receptive_fields(cnndsl.parse("input 3x8x8\nupsample(2) -> conv3x3(4, pad=0)"))
     assert up["upsample1"].stride == (Fraction(1, 2),) * 2 and up["conv1"].size == (2, 2)
     assert up["conv1"].to_json()["stride"] == 0.5
+
+
+def test_a_cut_phase_table_marks_every_later_field_approximate():
+    # 12 -> 41 -> 82 (align_corners: 40/81 per pixel) repeats only every 3,321 output pixels
+    net = cnndsl.parse(
+        "input 4x12x12\nupsample(size=(41, 37)) -> upsample(2, mode=bilinear, align_corners=true) -> maxpool2(stride=1)"
+    )
+    f = receptive_fields(net)
+    assert f["upsample1"].exact and not f["upsample2"].exact and not f["maxpool1"].exact
+    assert f["maxpool1"].to_json()["exact"] is False
+    assert receptive_fields(cnndsl.parse("input 4x12x12\nupsample(2) -> conv3x3(4)"))["conv1"].exact
 
 
 def test_transposed_conv_field():

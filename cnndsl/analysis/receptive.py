@@ -18,6 +18,7 @@ phase: after a 2x nearest upsampling pixels 2k and 2k+1 both see input pixel k. 
 first such op on, each axis is tracked exactly as a phase table (`Axis`: the first and last
 input pixel of output pixels 0 .. q-1, repeating with period q shifted by p = stride * q);
 the size reported is then the largest field any output pixel has, the offset pixel 0's.
+A period past MAX_PHASES is approximated, and every field computed from it says so (`exact` False).
 Global ops (global pooling, flatten, fc, adaptive pooling to a
 different size) see the whole input: their size is None ("global") from there on.
 """
@@ -74,6 +75,7 @@ class Field:
     stride: tuple  # ints, or Fractions after upsampling
     offset: tuple[float, float]
     axes: tuple[Axis, Axis] | None = None  # the exact phase tables, once a resampling op made them needed
+    exact: bool = True  # False from the first phase table cut at MAX_PHASES on: the figures are then approximate
 
     def axis(self, ax: int) -> Axis:
         if self.axes is not None:
@@ -101,6 +103,7 @@ class Field:
             "size_hw": None if self.size is None else list(self.size),
             "stride_hw": [_num(s) for s in self.stride],
             "offset_hw": [_num(o) for o in self.offset],
+            "exact": self.exact,
         }
 
 
@@ -114,7 +117,7 @@ def _exact(x):
     return int(x) if isinstance(x, Fraction) and x.denominator == 1 else x
 
 
-def _from_axes(axes: tuple[Axis, Axis]) -> Field:
+def _from_axes(axes: tuple[Axis, Axis], exact: bool) -> Field:
     size, stride, offset = [], [], []
     if any(len(a.lo) < a.period for a in axes):  # truncated tables: figures from the phases computed
         for a in axes:
@@ -122,7 +125,7 @@ def _from_axes(axes: tuple[Axis, Axis]) -> Field:
             size.append(max((hi - lo + 1 for lo, hi in spans), default=0))
             stride.append(_exact(Fraction(a.shift, a.period)))
             offset.append(sum(spans[0]) / 2 if a.lo[0] is not None else 0.0)
-        return Field(tuple(size), tuple(stride), tuple(offset))
+        return Field(tuple(size), tuple(stride), tuple(offset), exact=False)
     for a in axes:
         spans = [(lo, hi) for lo, hi in zip(a.lo, a.hi) if lo is not None]
         size.append(max(hi - lo + 1 for lo, hi in spans) if spans else 0)
@@ -130,9 +133,9 @@ def _from_axes(axes: tuple[Axis, Axis]) -> Field:
         first = next(phi for phi in range(a.period) if a.lo[phi] is not None) if spans else 0
         lo, hi = a.at(first) or (0, 0)
         offset.append((lo + hi) / 2 - first * float(Fraction(a.shift, a.period)))
-    if all(a.period == 1 for a in axes):
-        return Field(tuple(size), tuple(stride), tuple(offset))  # the regular form: no table needed
-    return Field(tuple(size), tuple(stride), tuple(offset), axes)
+    if all(a.period == 1 for a in axes):  # the regular form: no table needed
+        return Field(tuple(size), tuple(stride), tuple(offset), exact=exact)
+    return Field(tuple(size), tuple(stride), tuple(offset), axes, exact)
 
 
 def _through_resample(f: Field, r: Resample) -> Field:
@@ -150,7 +153,7 @@ def _through_resample(f: Field, r: Resample) -> Field:
             first, last = (a.at(reads[0]), a.at(reads[1])) if reads is not None else (None, None)
             spans.append(None if first is None or last is None else (first[0], last[1]))
         axes.append(Axis.of(period, a.shift * moved // a.period, spans))
-    return _from_axes(tuple(axes))
+    return _from_axes(tuple(axes), f.exact)
 
 
 def _window_on_axes(f: Field, w: Window) -> Field:
@@ -166,7 +169,7 @@ def _window_on_axes(f: Field, w: Window) -> Field:
             first, last = a.at(s * o - w.pad[ax]), a.at(s * o - w.pad[ax] + span)
             spans.append(None if first is None or last is None else (first[0], last[1]))
         axes.append(Axis.of(period, a.shift * s // g, spans))
-    return _from_axes(tuple(axes))
+    return _from_axes(tuple(axes), f.exact)
 
 
 def _through_window(f: Field, w: Window) -> Field:
@@ -181,7 +184,7 @@ def _through_window(f: Field, w: Window) -> Field:
         size.append(f.size[ax] + (k - 1) * j)
         stride.append(j * w.stride[ax])
         offset.append(f.offset[ax] + ((k - 1) / 2 - w.pad[ax]) * j)
-    return Field(tuple(size), tuple(stride), tuple(offset))
+    return Field(tuple(size), tuple(stride), tuple(offset), exact=f.exact)
 
 
 def _merge(fields: list[Field]) -> Field:
@@ -198,7 +201,7 @@ def _merge(fields: list[Field]) -> Field:
                 each = [sp for sp in (a.at(o) for a in tables) if sp is not None]
                 spans.append((min(sp[0] for sp in each), max(sp[1] for sp in each)) if each else None)
             axes.append(Axis.of(period, tables[0].shift * period // tables[0].period, spans))
-        return _from_axes(tuple(axes))
+        return _from_axes(tuple(axes), all(f.exact for f in fields))
     size, stride, offset = [], [], []
     for ax in (0, 1):
         lo = min(f.offset[ax] - (f.size[ax] - 1) / 2 for f in fields)
@@ -206,7 +209,7 @@ def _merge(fields: list[Field]) -> Field:
         size.append(int(hi - lo) + 1)
         stride.append(max(f.stride[ax] for f in fields))
         offset.append((lo + hi) / 2)
-    return Field(tuple(size), tuple(stride), tuple(offset))
+    return Field(tuple(size), tuple(stride), tuple(offset), exact=all(f.exact for f in fields))
 
 
 def receptive_fields(network: Network) -> dict[str, Field]:
@@ -227,7 +230,7 @@ def receptive_fields(network: Network) -> dict[str, Field]:
             windows[key] = OPS[n.op].window(n.attrs, list(key[2]))
         window = windows[key]
         if window == GLOBAL:
-            f = Field(None, f.stride, whole)
+            f = Field(None, f.stride, whole)  # global: exact again, whatever came before
         elif isinstance(window, Window):
             f = _through_window(f, window)
         elif isinstance(window, Resample):
