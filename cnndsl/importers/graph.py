@@ -38,8 +38,13 @@ class ImportGraph:
     name: str
     input_shape: Shape
     nodes: list[ImportNode]  # topological order; nodes[0] is the input
-    output: str
+    outputs: list[str]  # in the order the source returns them
     source: str = ""  # what was imported, for the name map file
+    output_names: dict[str, str] = field(default_factory=dict)  # output node -> the source's name for it
+
+    @property
+    def output(self) -> str:
+        return self.outputs[0]
 
     def by_name(self) -> dict[str, ImportNode]:
         return {n.name: n for n in self.nodes}

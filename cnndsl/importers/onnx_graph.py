@@ -216,10 +216,8 @@ class _Builder:
     def run(self, path: str) -> tuple[ImportGraph, dict[str, np.ndarray]]:
         inputs = [i for i in self.g.input if i.name not in self.consts]
         outputs = list(self.g.output)
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ImportFailure(
-                f"the ONNX graph has {len(inputs)} inputs and {len(outputs)} outputs; a cnndsl network has one of each"
-            )
+        if len(inputs) != 1:
+            raise ImportFailure(f"the ONNX graph has {len(inputs)} inputs; a cnndsl network has one")
         shape = self.shapes.get(inputs[0].name)
         if not shape:
             raise ImportFailure("the ONNX graph's input has no static CxHxW shape")
@@ -239,10 +237,12 @@ class _Builder:
                     f"cannot import ONNX node `{node.name or node.output[0]}` ({node.op_type}): {e}", path
                 ) from None
         infer_scopes(self.nodes)
-        out = self.value.get(outputs[0].name)
-        if out is None:
-            raise ImportFailure("the ONNX graph's output is not computed from its input")
-        return ImportGraph(_name(path), shape, self.nodes, out, path), self.weights
+        outs = [self.value.get(o.name) for o in outputs]
+        if None in outs:
+            missing = outputs[outs.index(None)].name
+            raise ImportFailure(f"the ONNX graph's output `{missing}` is not computed from its input")
+        names = dict(zip(outs, (o.name for o in outputs)))
+        return ImportGraph(_name(path), shape, self.nodes, outs, path, names), self.weights
 
     def constants(self, node) -> None:
         if node.op_type == "Constant":

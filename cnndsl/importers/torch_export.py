@@ -216,17 +216,19 @@ class _Builder:
     def run(self, path: str):
         if len(self.user_inputs) != 1:
             raise ImportFailure(f"the program takes {len(self.user_inputs)} inputs; a cnndsl network takes one")
-        output = None
+        outputs = None
         for node in self.program.graph.nodes:
             try:
-                output = self.visit(node) or output
+                outputs = self.visit(node) or outputs
             except _Unsupported as e:
                 raise ImportFailure(
                     f"cannot import node `{node.name}` ({node.target}): {e}",
                     _where(None, node.meta.get("stack_trace") or ""),
                 ) from None
         shape = self.nodes[0].shape
-        return ImportGraph(_name(path), shape, self.nodes, output, path), self.state
+        names = dict(zip(outputs, _output_keys(self.program)))
+        graph = ImportGraph(_name(path), shape, self.nodes, outputs, path, {k: v for k, v in names.items() if v})
+        return graph, self.state
 
     def visit(self, node):
         if node.op == "placeholder":
@@ -238,9 +240,9 @@ class _Builder:
             return None
         if node.op == "output":
             outs = node.args[0]
-            if len(outs) != 1:
-                _refuse("the program returns several values; a cnndsl network returns one tensor")
-            return self.value[outs[0].name]
+            if not outs or any(not isinstance(o, torch.fx.Node) or o.name not in self.value for o in outs):
+                _refuse("the program returns something other than tensors computed from its input")
+            return [self.value[o.name] for o in outs]
         if node.op != "call_function":
             _refuse(f"a {node.op} node")
         rule = OPS.get(_op_name(node.target))
@@ -307,6 +309,14 @@ class _Builder:
 
     def shape_of(self, name: str):
         return next(n.shape for n in reversed(self.nodes) if n.name == name)
+
+
+def _output_keys(program) -> list[str | None]:
+    """The keys of a program whose forward returns a dict (torchvision's FPN), else Nones."""
+    spec = program.call_spec.out_spec
+    if spec is not None and spec.type is dict and all(isinstance(k, str) for k in spec.context):
+        return [k if not k.isdigit() else None for k in spec.context]
+    return [None] * (spec.num_leaves if spec is not None else 1)
 
 
 def _class_name(cls) -> str:

@@ -363,17 +363,18 @@ class _Builder:
         self.used_weights: dict[str, str] = {}
 
     def run(self) -> ImportGraph:
-        output = None
+        outputs: dict[str, str] = {}
         for node in self.gm.graph.nodes:
             try:
-                output = self.visit(node) or output
+                outputs = self.visit(node) or outputs
             except _Unsupported as e:
                 raise ImportFailure(
                     f"cannot import node `{node.name}` ({self.describe(node)}): {e}", _where(node)
                 ) from None
         if not any(n.meta.get("nn_module_stack") for n in self.gm.graph.nodes if n.op == "call_function"):
             infer_scopes(self.nodes)
-        return ImportGraph(self.name, self.input_shape, self.nodes, output)
+        names = {v: k for k, v in outputs.items() if not k.isdigit()}
+        return ImportGraph(self.name, self.input_shape, self.nodes, list(outputs.values()), output_names=names)
 
     def describe(self, node: fx.Node) -> str:
         if node.op == "call_module":
@@ -414,10 +415,7 @@ class _Builder:
             self.value[node.name] = "input"
             self.nodes.append(ImportNode("input", "input", {}, [], self.input_shape))
         elif node.op == "output":
-            out = node.args[0]
-            if not isinstance(out, fx.Node):
-                _refuse("the model returns several values; a cnndsl network returns one tensor")
-            return self.tensor_input(out)
+            return self.outputs(node.args[0])
         elif node.op == "call_module":
             self.visit_module(node)
         elif node.op in ("call_function", "call_method"):
@@ -425,6 +423,16 @@ class _Builder:
         else:
             _refuse("it reads a parameter or buffer directly (get_attr); use a module such as nn.Conv2d")
         return None
+
+    def outputs(self, out) -> dict[str, str]:
+        """{the source's name or position: import node} for what forward returns: a tensor, or a
+        tuple, list or dict of tensors (torchvision's FPN returns an OrderedDict), in that order."""
+        if isinstance(out, fx.Node):
+            return {"0": self.tensor_input(out)}
+        items = list(out.items()) if isinstance(out, dict) else list(enumerate(out or ()))
+        if not items or any(not isinstance(v, fx.Node) for _, v in items):
+            _refuse("the model returns something other than tensors (a tuple, list or dict of tensors at most)")
+        return {str(k): self.tensor_input(v) for k, v in items}
 
     def visit_module(self, node: fx.Node) -> None:
         m = self.modules[node.target]
