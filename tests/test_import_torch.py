@@ -115,6 +115,49 @@ def test_torchvision_style_resnet18_matches_in_torch_and_numba():
         np.testing.assert_allclose(numba_model(x.numpy()), model(x).numpy(), rtol=1e-4, atol=1e-4)
 
 
+def test_torchvision_style_fpn_imports_with_named_tensors_and_matches_in_torch_and_numba():
+    from numba_helpers import build_shared
+
+    model = tv.BackboneWithFPN().eval()
+    _randomise_bn(model)
+    imported = import_module(model, (3, 64, 64))
+    text = imported.text
+    # the returned OrderedDict's order, its key where it is a name; stages read by two statements are named
+    assert "output fpn_layer_blocks_0, fpn_layer_blocks_1, fpn_layer_blocks_2, fpn_layer_blocks_3, pool" in text
+    assert "tensor layer2 = layer1 -> basic_block(16)" in text
+    # F.interpolate(last_inner, size=inner_lateral.shape[-2:]) at the traced size
+    assert "add(layer3 -> conv1x1(16), fpn_inner_blocks_3 -> upsample(size=4))" in text
+    with torch.no_grad():
+        want = list(model(torch.zeros(1, 3, 64, 64)).values())
+    assert imported.network.output_shapes == tuple(tuple(w.shape[1:]) for w in want)
+    assert _params(imported.network) == sum(p.numel() for p in model.parameters())
+    _same_outputs(model, imported, (3, 64, 64))
+    numba_model = build_shared(imported.network)
+    numba_model.load_state_dict({k: v.numpy() for k, v in imported.rename(model.state_dict()).items()})
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = list(model(x).values())
+    got = numba_model(x.numpy())
+    assert len(got) == len(want) == 5
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_cli_imports_a_two_headed_model_that_checks_and_is_formatted(tmp_path, monkeypatch):
+    from cnndsl.cli import main
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    out = tmp_path / "two.cnn"
+    assert main(["import", "torchvision_style:TwoHeads", "--input", "3x32x32", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "tensor aux = stem -> gap -> fc(5)" in text and "output out1, aux" in text  # forward's tuple order
+    assert "expect outputs == ((5,), (5,))" in text
+    assert main(["check", str(out)]) == 0
+    assert main(["fmt", "--check", str(out)]) == 0
+    model = tv.TwoHeads().eval()
+    _same_outputs(model, import_module(model, (3, 32, 32)), (3, 32, 32))
+
+
 def test_sequential_of_sequential_and_view_flatten():
     model = tv.VGGish().eval()
     _randomise_bn(model)
@@ -154,6 +197,7 @@ def test_imported_spec_is_formatted_and_checks(tmp_path):
         (tv.SharedWeights, ["node `conv_1`", "weights are used twice", "return self.conv(self.conv(x))"]),
         (tv.AddConstant, ["node `add`", "not a tensor computed from the input", "return self.conv(x) + 1"]),
         (tv.LinearOnMap, ["Linear `fc`", "acts on its last dim", "return self.fc(self.conv(x))"]),
+        (tv.ReturnsTwice, ["returns the result of `conv` twice"]),
         (tv.ReshapeNotFlatten, ["node `size_1`", "data-dependent shape", "x.view(x.size(0), x.size(1), -1)"]),
     ],
 )

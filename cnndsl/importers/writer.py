@@ -8,11 +8,12 @@ so the structure of a block body and its values come from the same walk.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from .blocks import Scoped, _reserved_layer, _same, make_blocks, scope_items, valid_label
 from .graph import ImportGraph
 from .spelling import Slot, literal, spell
-from .structure import Layer, Merge, Ref, to_statements
+from .structure import Layer, Merge, Ref, to_statements, walk
 
 
 class Literal:
@@ -182,8 +183,13 @@ def write_spec(graph: ImportGraph, header: list[str] = (), expects: list[str] = 
     """The spec text (formatted by cnndsl.fmt) for graph; labels=False leaves out the `as` labels."""
     from ..fmt import format_text
 
+    found = to_statements(graph)
+    split = _split_scopes(found)
+    if split:
+        graph = _without_scopes(graph, split)
+        found = to_statements(graph)
     writer = Writer(graph, labels)
-    statements = [(st.target, scope_items(st.items)) for st in to_statements(graph)]
+    statements = [(st.target, scope_items(st.items)) for st in found]
     definitions = make_blocks([it for _, items in statements for it in items], writer)
     writer.tensors = tensor_names(graph, [t for t, _ in statements if t is not None], {d[0] for d in definitions})
     writer.shared_labels = _shared_labels([items for _, items in statements])
@@ -225,7 +231,8 @@ def tensor_names(graph: ImportGraph, targets: list[str], blocks: set[str]) -> di
         )
 
     for t in targets:
-        modules = [_module_label(path) for path, _ in nodes[t].scope if last_in[path] == t]
+        called = [(path, cls) for path, cls in nodes[t].scope if cls not in ("ModuleList", "ModuleDict")]
+        modules = [_module_label(path) for path, _ in called if last_in[path] == t]
         wanted = [graph.output_names.get(t), *modules, t]
         name = next((w for w in wanted if free(w)), None)
         k, stem = 1, ("out" if t in graph.outputs else "t")
@@ -235,6 +242,24 @@ def tensor_names(graph: ImportGraph, targets: list[str], blocks: set[str]) -> di
         used.add(name)
         out[t] = name
     return out
+
+
+def _split_scopes(statements) -> set[str]:
+    """Module paths whose nodes fall in more than one statement (a backbone whose stages are named
+    tensors, an FPN computing every output): not one unit of the spec, so grouped by their children."""
+    first: dict[str, int] = {}
+    split = set()
+    for k, st in enumerate(statements):
+        for n in walk(st.items):
+            for path, _ in n.scope:
+                if first.setdefault(path, k) != k:
+                    split.add(path)
+    return split
+
+
+def _without_scopes(graph: ImportGraph, paths: set[str]) -> ImportGraph:
+    nodes = [replace(n, scope=tuple(s for s in n.scope if s[0] not in paths)) for n in graph.nodes]
+    return replace(graph, nodes=nodes)
 
 
 def _module_label(path: str) -> str:
