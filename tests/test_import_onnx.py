@@ -143,10 +143,7 @@ NO_COUNTERPART: dict[str, dict[str, str]] = {
         "stochastic_depth": _INFERENCE_IDENTITY,
     },
     "torch_fx": {},
-    "torch_export": dict.fromkeys(
-        ("convt", "crop", "layer_scale", "layernorm", "shuffle", "slice", "stochastic_depth", "upsample"),
-        "not mapped yet (added to the op table after this importer)",
-    ),
+    "torch_export": {"stochastic_depth": _INFERENCE_IDENTITY},
 }
 
 

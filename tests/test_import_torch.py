@@ -255,6 +255,38 @@ def test_torch_export_program_imports_like_the_module(tmp_path):
     assert main(["import", str(tmp_path / "m.pt2"), "-o", str(tmp_path / "m.cnn")]) == 0
 
 
+@pytest.mark.parametrize(
+    "name", ["convnext_tiny", "shufflenet_v2_x1_0", "unet", "resnet50_fpn"], ids=lambda n: n.split("_")[0]
+)
+def test_torch_export_of_a_spec_with_newer_ops_imports_back(tmp_path, name):
+    """permute -> layer_norm -> permute, x * scale, view -> transpose -> reshape, slices, conv_transpose2d,
+    upsample_nearest2d and several outputs, from a saved ExportedProgram."""
+    from cnndsl.importers import import_exported
+
+    net = cnndsl.load(SPECS[0].parent / f"{name}.cnn")
+    net = cnndsl.load(SPECS[0].parent / f"{name}.cnn", input_shape=_small(net))
+    model = cnndsl.build(net, "torch", seed=0, train=False)
+    _randomise_bn(model)
+    torch.export.save(torch.export.export(model, (torch.zeros(1, *net.input_shape),)), tmp_path / "m.pt2")
+    imported = import_exported(tmp_path / "m.pt2")
+    back = imported.network
+    assert back.output_shapes == net.output_shapes
+    assert _params(back) == _params(net) and _macs(back) == _macs(net)
+    assert set(imported.name_map) == set(model.state_dict())
+    _same_outputs(model, imported, net.input_shape)
+
+
+def test_torch_export_layout_without_a_cnndsl_op_is_named(tmp_path):
+    from cnndsl.importers import import_exported
+
+    program = torch.export.export(tv.ChannelLast().eval(), (torch.zeros(1, 3, 16, 16),))
+    torch.export.save(program, tmp_path / "c.pt2")
+    with pytest.raises(ImportFailure) as e:
+        import_exported(tmp_path / "c.pt2")
+    assert "node `relu`" in str(e.value) and "`permute` is a channel-last" in str(e.value)
+    assert "torchvision_style.py" in str(e.value)  # the source line
+
+
 def test_foreign_state_dict_loads_into_a_hand_written_spec_by_structure():
     net = cnndsl.load(SPECS[0].parent / "resnet18.cnn", input_shape=(3, 32, 32))
     model = tv.resnet18().eval()

@@ -356,3 +356,14 @@ class ReturnsTwice(nn.Module):
     def forward(self, x):
         y = self.conv(x)
         return y, y
+
+
+class ChannelLast(nn.Module):
+    """A channel-last map that nothing brings back: cnndsl has no such layout."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x).permute(0, 2, 3, 1).relu()

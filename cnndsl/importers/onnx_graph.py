@@ -7,14 +7,25 @@ and the exporter's node names (`/layer1/layer1.0/Add`); shapes from ONNX shape i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .graph import ImportFailure, ImportGraph, ImportNode, conv_attrs, infer_scopes, pair, pool_attrs
+from .graph import (
+    VIEW_WORDS,
+    ImportFailure,
+    ImportGraph,
+    ImportNode,
+    View,
+    clamp_range,
+    conv_attrs,
+    crop_attrs,
+    infer_scopes,
+    pair,
+    pool_attrs,
+)
 
 
 class _Unsupported(Exception):
@@ -41,17 +52,6 @@ def _pads(a: dict, n: int = 2) -> tuple[int, int]:
     if pads[:n] != pads[n:]:
         _refuse(f"asymmetric padding {pads} (cnndsl pads both sides equally)")
     return tuple(pads[:n])  # type: ignore[return-value]
-
-
-@dataclass
-class View:
-    """A value no cnndsl op computes by itself, pending the nodes that complete it: `nhwc` (a channel-
-    last transpose, undone after a layer norm), `grouped` and `shuffled` (a channel shuffle's reshape and
-    transpose), `rows` (a crop's slice of the rows, before the columns'). src: the import node it views."""
-
-    kind: str
-    info: Any = None
-    src: str = ""
 
 
 class _Ctx:
@@ -229,7 +229,7 @@ def _slice(c: _Ctx):
     axes = list(range(len(starts))) if axes is None else [int(a) % rank for a in axes]
     if steps is not None and any(int(s) != 1 for s in steps):
         _refuse("a strided Slice")
-    bounds = {a: _clamp(int(s), int(e), c.shapes[0][a - 1]) for a, s, e in zip(axes, starts, ends)}
+    bounds = {a: clamp_range(int(s), int(e), c.shapes[0][a - 1]) for a, s, e in zip(axes, starts, ends)}
     if c.view is None and list(bounds) == [1] and rank == 4:
         return "slice", {"start": bounds[1][0], "end": bounds[1][1]}, {}
     rows = c.view.info if c.view is not None and c.view.kind == "rows" and 2 not in bounds else None
@@ -242,19 +242,9 @@ def _slice(c: _Ctx):
     _refuse(f"a Slice of axes {axes} (cnndsl slices channels, or crops rows and columns at the centre)")
 
 
-def _clamp(start: int, end: int, n: int) -> tuple[int, int]:
-    start, end = (start + n if start < 0 else start), (end + n if end < 0 else end)
-    return max(0, min(start, n)), max(0, min(end, n))
-
-
 def _crop(rows, cols, hw):
-    from ..ops import OPS as CNN_OPS
-
-    size, offset = (rows[1] - rows[0], cols[1] - cols[0]), (rows[0], cols[0])
-    centred = CNN_OPS["crop"].resolve({"size": size}, [(1, *hw)])["offset"]
-    if tuple(centred) != offset:
-        _refuse(f"a crop at offset {offset}, not centred (cnndsl crops the centre, at {tuple(centred)})")
-    return "crop", {"size": size, "offset": offset}, {}
+    attrs, why = crop_attrs(rows, cols, hw)
+    return ("crop", attrs, {}) if not why else _refuse(why)
 
 
 def _resize(c: _Ctx):
@@ -332,12 +322,6 @@ OPS: dict[str, Callable[[_Ctx], tuple]] = {
     "Resize": _resize,
 }
 READS_VIEWS = ("Transpose", "Reshape", "LayerNormalization", "Slice")  # the rules that know View
-VIEW_WORDS = {
-    "nhwc": "a channel-last Transpose of a map not followed by a layer norm and the Transpose back",
-    "grouped": "a map reshaped to (N, g, C/g, H, W) not followed by a channel shuffle's transpose",
-    "shuffled": "a channel shuffle's transposed (N, C/g, g, H, W) tensor not reshaped back to (N, C, H, W)",
-    "rows": "a map with its rows sliced (half a crop) whose columns are not sliced next",
-}
 SAME_SHAPE = ("layernorm", "shuffle", "layer_scale")  # their ONNX output may be a channel-last view
 MERGES = ("add", "mul", "concat")
 
