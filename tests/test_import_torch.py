@@ -158,6 +158,13 @@ def test_cli_imports_a_two_headed_model_that_checks_and_is_formatted(tmp_path, m
     _same_outputs(model, import_module(model, (3, 32, 32)), (3, 32, 32))
 
 
+def test_dense_connections_import_with_a_named_tensor():
+    model = tv.DenseLayers().eval()
+    imported = import_module(model, (3, 16, 16))
+    assert "tensor " in imported.text and "output" not in imported.text  # one output: the body is unnamed
+    _same_outputs(model, imported, (3, 16, 16))
+
+
 def test_sequential_of_sequential_and_view_flatten():
     model = tv.VGGish().eval()
     _randomise_bn(model)

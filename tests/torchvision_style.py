@@ -367,3 +367,18 @@ class ChannelLast(nn.Module):
 
     def forward(self, x):
         return self.conv(x).permute(0, 2, 3, 1).relu()
+
+
+class DenseLayers(nn.Module):
+    """DenseNet's dense connections: each layer reads the concatenation of every earlier output."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(7, 4, 3, padding=1)
+        self.conv3 = nn.Conv2d(11, 4, 1)
+
+    def forward(self, x):
+        x1 = self.conv1(x)
+        x2 = self.conv2(torch.cat([x, x1], 1))
+        return self.conv3(torch.cat([x, x1, x2], 1))
