@@ -3,6 +3,7 @@ and its initializers load under cnndsl names."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -28,22 +29,40 @@ def _export(net, path):
     return model
 
 
+def _outputs(out) -> tuple:
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
 @pytest.mark.parametrize(
-    "name, side", [("resnet18", 32), ("mobilenet_v2", 32), ("googlenet", 64), ("efficientnet_b0", 32)]
+    "name, side",
+    [
+        ("resnet18", 32),
+        ("mobilenet_v2", 32),
+        ("googlenet", 64),
+        ("efficientnet_b0", 32),
+        ("convnext_tiny", 32),  # Transpose -> LayerNormalization -> Transpose, Mul by the layer scale
+        ("shufflenet_v2_x1_0", 32),  # channel Slice, Reshape -> Transpose -> Reshape
+        ("unet", 188),  # ConvTranspose, a crop as a Slice of the rows and one of the columns
+        ("resnet50_fpn", 64),  # five outputs, Resize to a size read off Shape
+    ],
 )
 def test_onnx_export_imports_back(tmp_path, name, side):
-    net = cnndsl.load(SPECS / f"{name}.cnn", input_shape=(3, side, side))
+    net = cnndsl.load(SPECS / f"{name}.cnn")
+    net = cnndsl.load(SPECS / f"{name}.cnn", input_shape=(net.input_shape[0], side, side))
     model = _export(net, tmp_path / "net.onnx")
     imported = import_onnx(tmp_path / "net.onnx")
     back = imported.network
-    assert back.output_shape == net.output_shape
+    assert back.output_shapes == net.output_shapes
     assert sum(param_counts(back).values()) == sum(param_counts(net).values())
     assert sum(macs(back).values()) == sum(macs(net).values())
     weights = {k: torch.from_numpy(np.array(v)) for k, v in imported.weights.items()}
     rebuilt = cnndsl.build(back, "torch", weights=weights, train=False)
     x = torch.randn(2, *net.input_shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        np.testing.assert_allclose(rebuilt(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-4)
+        got, want = _outputs(rebuilt(x)), _outputs(model(x))
+    assert len(got) == len(want) == len(net.outputs)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_onnx_resnet_has_blocks(tmp_path):
@@ -75,17 +94,56 @@ def test_cli_imports_an_onnx_file(tmp_path):
     assert main(["fmt", "--check", str(tmp_path / "m.cnn")]) == 0
 
 
+class _ChannelLast(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x).permute(0, 2, 3, 1).relu()
+
+
+class _ScaledByConstant(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.scale = torch.nn.Parameter(torch.ones(4, 14, 14))
+
+    def forward(self, x):
+        return self.conv(x) * self.scale
+
+
+@pytest.mark.parametrize(
+    "model, words",
+    [
+        (_ChannelLast(), [r"`/Relu` \(Relu\)", "`/Transpose_output_0` is a channel-last Transpose", "no cnndsl op"]),
+        (_ScaledByConstant(), [r"\(Mul\)", r"shape \(4, 14, 14\)", "per-channel"]),
+    ],
+)
+def test_onnx_layouts_and_constants_cnndsl_cannot_express_are_named(tmp_path, model, words):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, torch.zeros(1, 3, 16, 16), str(tmp_path / "m.onnx"), dynamo=False)
+    with pytest.raises(ImportFailure) as e:
+        import_onnx(tmp_path / "m.onnx")
+    for w in words:
+        assert re.search(w, str(e.value)), (w, str(e.value))
+
+
 # Ops a source format has no counterpart for: name the reason here rather than leave an op unmapped.
-_NEWER = ("convt", "crop", "layer_scale", "layernorm", "shuffle", "slice", "stochastic_depth", "upsample")
+_INFERENCE_IDENTITY = (
+    "the identity at inference: torch's StochasticDepth returns its input in eval mode, so an exported "
+    "inference graph holds nothing for it and the imported spec has no stochastic_depth"
+)
 NO_COUNTERPART: dict[str, dict[str, str]] = {
     "onnx_graph": {
         "adaptive_avgpool": "ONNX has no adaptive pooling; exporters write AveragePool or GlobalAveragePool",
         "dropout": "an ONNX inference graph has no dropout",
         "silu": "exported as x * Sigmoid(x), which imports as mul(identity, sigmoid)",
-        **dict.fromkeys(_NEWER, "not mapped yet (added to the op table after this importer)"),
+        "stochastic_depth": _INFERENCE_IDENTITY,
     },
     "torch_fx": {},
-    "torch_export": dict.fromkeys(_NEWER, "not mapped yet (added to the op table after this importer)"),
+    "torch_export": {"stochastic_depth": _INFERENCE_IDENTITY},
 }
 
 

@@ -246,3 +246,139 @@ class LabelClash(nn.Module):
 
     def forward(self, x):
         return self.conv1(self.stem(x))
+
+
+class IntermediateLayerGetter(nn.ModuleDict):
+    """torchvision.models._utils.IntermediateLayerGetter: runs the backbone's children in order and
+    returns the outputs of those named in return_layers, as an OrderedDict."""
+
+    def __init__(self, model: nn.Module, return_layers: dict[str, str]):
+        layers, wanted = {}, dict(return_layers)
+        for name, module in model.named_children():
+            layers[name] = module
+            wanted.pop(name, None)
+            if not wanted:
+                break
+        super().__init__(layers)
+        self.return_layers = dict(return_layers)
+
+    def forward(self, x):
+        from collections import OrderedDict
+
+        out = OrderedDict()
+        for name, module in self.items():
+            x = module(x)
+            if name in self.return_layers:
+                out[self.return_layers[name]] = x
+        return out
+
+
+class FeaturePyramidNetwork(nn.Module):
+    """torchvision.ops.FeaturePyramidNetwork with LastLevelMaxPool, as torchvision writes it: lateral
+    1x1 convs, a top-down pathway that interpolates to the lateral's shape[-2:], 3x3 output convs."""
+
+    def __init__(self, in_channels_list, out_channels: int):
+        super().__init__()
+        self.inner_blocks = nn.ModuleList(nn.Conv2d(c, out_channels, 1) for c in in_channels_list)
+        self.layer_blocks = nn.ModuleList(nn.Conv2d(out_channels, out_channels, 3, padding=1) for _ in in_channels_list)
+
+    def get_result_from_inner_blocks(self, x, idx: int):
+        out = x
+        for i, module in enumerate(self.inner_blocks):
+            if i == idx:
+                out = module(x)
+        return out
+
+    def get_result_from_layer_blocks(self, x, idx: int):
+        out = x
+        for i, module in enumerate(self.layer_blocks):
+            if i == idx:
+                out = module(x)
+        return out
+
+    def forward(self, x):
+        from collections import OrderedDict
+
+        names = list(x.keys())
+        x = list(x.values())
+        last_inner = self.get_result_from_inner_blocks(x[-1], -1 % len(x))
+        results = [self.get_result_from_layer_blocks(last_inner, len(x) - 1)]
+        for idx in range(len(x) - 2, -1, -1):
+            inner_lateral = self.get_result_from_inner_blocks(x[idx], idx)
+            feat_shape = inner_lateral.shape[-2:]
+            inner_top_down = F.interpolate(last_inner, size=feat_shape, mode="nearest")
+            last_inner = inner_lateral + inner_top_down
+            results.insert(0, self.get_result_from_layer_blocks(last_inner, idx))
+        names.append("pool")
+        results.append(F.max_pool2d(results[-1], 1, 2, 0))  # LastLevelMaxPool
+        return OrderedDict(zip(names, results))
+
+
+class BackboneWithFPN(nn.Module):
+    """torchvision.models.detection.backbone_utils.BackboneWithFPN over a small ResNet."""
+
+    def __init__(self, widths=(8, 16, 24, 32), out_channels: int = 16):
+        super().__init__()
+        body = ResNet((1, 1, 1, 1))
+        for k, w in enumerate(widths):  # narrower stages than ResNet-18's, so the test is quick
+            inplanes = widths[k - 1] if k else 64
+            down = nn.Sequential(nn.Conv2d(inplanes, w, 1, stride=1 if k == 0 else 2, bias=False), nn.BatchNorm2d(w))
+            setattr(body, f"layer{k + 1}", nn.Sequential(BasicBlock(inplanes, w, 1 if k == 0 else 2, down)))
+        returns = {f"layer{k + 1}": str(k) for k in range(4)}
+        self.body = IntermediateLayerGetter(body, return_layers=returns)
+        self.fpn = FeaturePyramidNetwork(list(widths), out_channels)
+
+    def forward(self, x):
+        return self.fpn(self.body(x))
+
+
+class TwoHeads(nn.Module):
+    """A classifier with an auxiliary head on an earlier stage (GoogLeNet's aux logits), as a tuple."""
+
+    def __init__(self, num_classes: int = 5):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU())
+        self.stage = nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU())
+        self.aux = nn.Linear(8, num_classes)
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        aux = self.aux(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.stage(x), 1), 1)), aux
+
+
+class ReturnsTwice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y, y
+
+
+class ChannelLast(nn.Module):
+    """A channel-last map that nothing brings back: cnndsl has no such layout."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x).permute(0, 2, 3, 1).relu()
+
+
+class DenseLayers(nn.Module):
+    """DenseNet's dense connections: each layer reads the concatenation of every earlier output."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(7, 4, 3, padding=1)
+        self.conv3 = nn.Conv2d(11, 4, 1)
+
+    def forward(self, x):
+        x1 = self.conv1(x)
+        x2 = self.conv2(torch.cat([x, x1], 1))
+        return self.conv3(torch.cat([x, x1, x2], 1))

@@ -75,7 +75,9 @@ def finish(graph: ImportGraph, source_weights: dict[str, Any], source: str) -> I
             )
     params = sum(_numel(s.shape) for s in specs.values() if s.kind == "param")
     expects = [f"expect params == {params:_}"]
-    if len(network.output_shape) == 1:
+    if len(network.outputs) > 1:
+        expects.append(f"expect outputs == {tuple(network.output_shapes)}")
+    elif len(network.output_shape) == 1:
         expects.append(f"expect output == {network.output_shape[0]}")
     text = write_spec(graph, header, expects, labels)
     return Imported(graph, text, parse(text), mapping, source_weights)

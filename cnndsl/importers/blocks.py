@@ -14,7 +14,7 @@ import re
 from collections import Counter
 
 from .spelling import Slot
-from .structure import Layer, Merge, Scoped, walk
+from .structure import Layer, Merge, Ref, Scoped, walk
 
 CONTAINERS = {"Sequential", "ModuleList", "ModuleDict"}
 # Classes that say nothing about what they compute: a plain nn.Module() container, and the chain
@@ -133,7 +133,7 @@ def make_blocks(items: list, writer) -> list[tuple[str, list, list[Slot], list]]
         variants: dict[tuple, list[Scoped]] = {}
         for s in level:
             key = _class_key(s)
-            if key is not None:
+            if key is not None and not _reads_named(s.items):  # a block body cannot see named tensors
                 variants.setdefault((key, writer.structure(s.items)), []).append(s)
         groups = [(key, g, None) for (key, _), g in variants.items()]
         by_class: dict[str, list[int]] = {}
@@ -165,6 +165,17 @@ def make_blocks(items: list, writer) -> list[tuple[str, list, list[Slot], list]]
             for s in group:
                 s.block = name
     return definitions
+
+
+def _reads_named(items: list) -> bool:
+    for it in items:
+        if isinstance(it, Ref):
+            return True
+        if isinstance(it, Merge) and any(_reads_named(b) for b in it.branches):
+            return True
+        if isinstance(it, Scoped) and _reads_named(it.items):
+            return True
+    return False
 
 
 def _unified(a: list[Scoped], b: list[Scoped], writer):

@@ -38,8 +38,13 @@ class ImportGraph:
     name: str
     input_shape: Shape
     nodes: list[ImportNode]  # topological order; nodes[0] is the input
-    output: str
+    outputs: list[str]  # in the order the source returns them
     source: str = ""  # what was imported, for the name map file
+    output_names: dict[str, str] = field(default_factory=dict)  # output node -> the source's name for it
+
+    @property
+    def output(self) -> str:
+        return self.outputs[0]
 
     def by_name(self) -> dict[str, ImportNode]:
         return {n.name: n for n in self.nodes}
@@ -50,6 +55,44 @@ class ImportGraph:
             for i in n.inputs:
                 users[i].append(n.name)
         return users
+
+
+@dataclass
+class View:
+    """A value no cnndsl op computes by itself, pending the nodes that complete it: `nhwc` (a channel-
+    last transpose, undone after a layer norm), `grouped` and `shuffled` (a channel shuffle's reshape and
+    transpose), `rows` (a crop's slice of the rows, before the columns'). src: the import node it
+    views. The ONNX and torch.export importers hold these between nodes; any other op reading one is
+    refused."""
+
+    kind: str
+    info: Any = None
+    src: str = ""
+
+
+VIEW_WORDS = {
+    "nhwc": "a channel-last Transpose of a map not followed by a layer norm and the Transpose back",
+    "grouped": "a map reshaped to (N, g, C/g, H, W) not followed by a channel shuffle's transpose",
+    "shuffled": "a channel shuffle's transposed (N, C/g, g, H, W) tensor not reshaped back to (N, C, H, W)",
+    "rows": "a map with its rows sliced (half a crop) whose columns are not sliced next",
+}
+
+
+def clamp_range(start: int, end: int, n: int) -> tuple[int, int]:
+    """A slice's bounds on an axis of n, as Python reads negative and past-the-end ones."""
+    start, end = (start + n if start < 0 else start), (end + n if end < 0 else end)
+    return max(0, min(start, n)), max(0, min(end, n))
+
+
+def crop_attrs(rows: tuple[int, int], cols: tuple[int, int], hw: tuple[int, int]) -> tuple[dict, str]:
+    """The crop of rows x cols of an h x w map, and why it is not cnndsl's crop ('' if it is): cnndsl
+    crops the centre, as torchvision's center_crop rounds it."""
+    from ..ops import OPS
+
+    size, offset = (rows[1] - rows[0], cols[1] - cols[0]), (rows[0], cols[0])
+    centred = tuple(OPS["crop"].resolve({"size": size}, [(1, *hw)])["offset"])
+    why = "" if centred == offset else f"a crop at offset {offset}, not centred (cnndsl crops the centre, at {centred})"
+    return {"size": size, "offset": offset}, why
 
 
 def pair(v) -> tuple[int, int]:

@@ -48,7 +48,9 @@ def match_graph(network: Network, graph: ImportGraph) -> dict[str, str]:
     ha = _hashes(ir, alias)
     hb = _hashes(ig, lambda x: x)
     pairs: dict[str, str] = {}
-    todo = [(alias(network.output), graph.output)]
+    if len(network.outputs) != len(graph.outputs):
+        raise ImportFailure(f"internal: the spec has {len(network.outputs)} outputs, the source {len(graph.outputs)}")
+    todo = [(alias(a), b) for a, b in zip(network.outputs, graph.outputs)]
     while todo:
         a, b = todo.pop()
         if a in pairs:

@@ -12,7 +12,18 @@ from typing import Any
 
 import torch
 
-from .graph import ImportFailure, ImportGraph, ImportNode, conv_attrs, pool_attrs
+from .graph import (
+    VIEW_WORDS,
+    ImportFailure,
+    ImportGraph,
+    ImportNode,
+    View,
+    clamp_range,
+    conv_attrs,
+    crop_attrs,
+    pair,
+    pool_attrs,
+)
 from .torch_fx import _where
 
 
@@ -142,6 +153,109 @@ def _plain(op):
     return lambda args, ins: (op, {}, {})
 
 
+def _convt(args, ins):
+    w = ins.weight(args[1])
+    groups = int(_a(args, 6, 1))
+    attrs = {
+        "out": int(w.shape[1]) * groups,  # torch keeps the weight as (in, out / groups, kh, kw)
+        "kernel": tuple(int(k) for k in w.shape[2:]),
+        "stride": pair(_a(args, 3, 1)),
+        "pad": pair(_a(args, 4, 0)),
+        "output_pad": pair(_a(args, 5, 0)),
+        "dilation": pair(_a(args, 7, 1)),
+        "groups": groups,
+        "bias": _a(args, 2) is not None,
+    }
+    return "convt", attrs, {"weight": args[1], "bias": _a(args, 2)}
+
+
+def _permute(args, ins):
+    perm, view = [int(d) for d in args[1]], ins.view
+    if view is None and len(ins.in_shape) == 3 and perm == [0, 2, 3, 1]:
+        return View("nhwc")  # LayerNorm2d: channel-last, normalise, back
+    if view is not None and view.kind == "nhwc" and perm == [0, 3, 1, 2]:
+        return None
+    _refuse(f"permute({perm}) (cnndsl keeps maps channel-first: only a layer norm's channel-last round trip)")
+
+
+def _transpose(args, ins):
+    dims = sorted(int(d) % 5 for d in args[1:3])
+    if ins.view is not None and ins.view.kind == "grouped" and dims == [1, 2]:
+        return View("shuffled", ins.view.info)
+    _refuse(f"transpose{tuple(args[1:3])} (only a channel shuffle's transpose of (N, g, C/g, H, W))")
+
+
+def _reshape(args, ins):
+    target, view = [int(d) for d in args[1]], ins.view
+    if view is not None and view.kind == "shuffled" and target[1:] == list(ins.in_shape):
+        return "shuffle", {"groups": int(view.info)}, {}  # x.view(n, g, c/g, h, w).transpose(1, 2).reshape(n, c, h, w)
+    if view is None and len(target) == 5 and len(ins.in_shape) == 3:
+        c, h, w = ins.in_shape
+        if target[1] * target[2] == c and target[3:] == [h, w]:
+            return View("grouped", target[1])
+    if view is None:
+        return _view(args, ins)
+    _refuse(f"a reshape to {target} of {VIEW_WORDS[view.kind]}")
+
+
+def _layer_norm(args, ins):
+    channel_last = ins.view is not None and ins.view.kind == "nhwc"
+    if not (channel_last or (ins.view is None and len(ins.in_shape) == 1)):
+        _refuse("a layer norm other than over the channels (channel-last within a permute pair, or of a vector)")
+    if list(args[1]) != [ins.in_shape[0]] or _a(args, 2) is None or _a(args, 3) is None:
+        _refuse("a layer norm without per-channel weight and bias")
+    weights = {"weight": args[2], "bias": args[3]}
+    return "layernorm", {"eps": float(_a(args, 4, 1e-5))}, weights, "nhwc" if channel_last else None
+
+
+def _slice(args, ins):
+    dim, start, end, step = int(_a(args, 1, 0)), _a(args, 2), _a(args, 3), int(_a(args, 4, 1))
+    rank = len(ins.in_shape) + 1
+    dim %= rank
+    if step != 1 or rank != 4:
+        _refuse("a strided slice, or a slice of a vector")
+    n = ins.in_shape[dim - 1] if dim else ins.batch
+    bounds = clamp_range(0 if start is None else int(start), n if end is None else min(int(end), n), n)
+    if dim == 0 and bounds == (0, n) and ins.view is None:
+        return None  # x[:, ...]: all of the batch
+    if dim == 1 and ins.view is None:
+        return "slice", {"start": bounds[0], "end": bounds[1]}, {}
+    rows = ins.view.info if ins.view is not None and ins.view.kind == "rows" else None
+    if dim == 2 and ins.view is None:
+        return View("rows", bounds)  # a crop: its rows, then its columns
+    if dim == 3 and (ins.view is None or rows is not None):
+        attrs, why = crop_attrs(rows or (0, ins.in_shape[1]), bounds, ins.in_shape[1:])
+        return ("crop", attrs, {}) if not why else _refuse(why)
+    _refuse(f"a slice along dim {dim} (cnndsl slices channels, or crops rows and columns at the centre)")
+
+
+def _upsample(mode):
+    def rule(args, ins):
+        size = _a(args, 1)
+        corners = bool(_a(args, 2, False)) if mode == "bilinear" else False
+        scales = _a(args, 3 if mode == "bilinear" else 2)
+        attrs = {"mode": mode, "align_corners": corners}
+        if size is not None:
+            return "upsample", {"scale": None, "size": tuple(int(d) for d in size), **attrs}, {}
+        return "upsample", {"scale": tuple(float(v) for v in scales), "size": None, **attrs}, {}
+
+    return rule
+
+
+def _mul(args, ins):
+    """x * y of computed tensors (squeeze-and-excitation), or x * a parameter: ConvNeXt's layer scale."""
+    param = next((a for a in args[:2] if isinstance(a, torch.fx.Node) and a.name in ins.builder.params), None)
+    if param is None:
+        return "mul", {}, {}
+    scale = ins.weight(param)
+    per_channel = (ins.in_shape[0], 1, 1) if len(ins.in_shape) == 3 else (ins.in_shape[0],)
+    if tuple(scale.shape) != per_channel:
+        _refuse(f"x * a parameter of shape {tuple(scale.shape)} (only a per-channel {per_channel} layer scale)")
+    flat = scale.flatten()
+    init = float(flat[0]) if bool((flat == flat[0]).all()) else 1e-6  # the spec's init; the weights load
+    return "layer_scale", {"init": init}, {"scale": param}
+
+
 OPS: dict[str, Callable] = {
     "conv2d": _conv,
     "batch_norm": _bn,
@@ -152,8 +266,8 @@ OPS: dict[str, Callable] = {
     "adaptive_max_pool2d": _adaptive("max"),
     "mean": _mean,
     "flatten": _flatten,
-    "view": _view,
-    "reshape": _view,
+    "view": _reshape,
+    "reshape": _reshape,
     "dropout": lambda args, ins: (
         ("dropout", {"p": float(args[1])}, {}) if not _a(args, 2) else _refuse("training dropout")
     ),
@@ -171,18 +285,27 @@ OPS: dict[str, Callable] = {
     "softmax": _softmax,
     "_softmax": _softmax,
     "add": _merge("add"),
-    "mul": _merge("mul"),
+    "mul": _mul,
     "cat": _cat,
+    "conv_transpose2d": _convt,
+    "permute": _permute,
+    "transpose": _transpose,
+    "layer_norm": _layer_norm,
+    "slice": _slice,
+    "upsample_nearest2d": _upsample("nearest"),
+    "upsample_bilinear2d": _upsample("bilinear"),
     "clone": lambda args, ins: None,
     "contiguous": lambda args, ins: None,
     "alias": lambda args, ins: None,
 }
 MERGES = ("add", "mul", "concat")
+READS_VIEWS = ("permute", "transpose", "view", "reshape", "layer_norm", "slice")  # the rules that know View
+SAME_SHAPE = ("layernorm", "shuffle", "layer_scale")  # shapes from the input: a layer norm's output is channel-last
 
 
 class _Inputs:
-    def __init__(self, builder, in_shape, batch):
-        self.builder, self.in_shape, self.batch = builder, in_shape, batch
+    def __init__(self, builder, in_shape, batch, view=None):
+        self.builder, self.in_shape, self.batch, self.view = builder, in_shape, batch, view
 
     def weight(self, node):
         return self.builder.params[node.name]
@@ -212,21 +335,24 @@ class _Builder:
         self.user_inputs = list(sig.user_inputs)
         self.nodes: list[ImportNode] = []
         self.value: dict[str, str] = {}
+        self.views: dict[str, View] = {}  # fx node -> a pending view of an import node
 
     def run(self, path: str):
         if len(self.user_inputs) != 1:
             raise ImportFailure(f"the program takes {len(self.user_inputs)} inputs; a cnndsl network takes one")
-        output = None
+        outputs = None
         for node in self.program.graph.nodes:
             try:
-                output = self.visit(node) or output
+                outputs = self.visit(node) or outputs
             except _Unsupported as e:
                 raise ImportFailure(
                     f"cannot import node `{node.name}` ({node.target}): {e}",
                     _where(None, node.meta.get("stack_trace") or ""),
                 ) from None
         shape = self.nodes[0].shape
-        return ImportGraph(_name(path), shape, self.nodes, output, path), self.state
+        names = dict(zip(outputs, _output_keys(self.program)))
+        graph = ImportGraph(_name(path), shape, self.nodes, outputs, path, {k: v for k, v in names.items() if v})
+        return graph, self.state
 
     def visit(self, node):
         if node.op == "placeholder":
@@ -238,26 +364,39 @@ class _Builder:
             return None
         if node.op == "output":
             outs = node.args[0]
-            if len(outs) != 1:
-                _refuse("the program returns several values; a cnndsl network returns one tensor")
-            return self.value[outs[0].name]
+            if not outs or any(not isinstance(o, torch.fx.Node) or o.name not in self.value for o in outs):
+                _refuse("the program returns something other than tensors computed from its input")
+            return [self.value[o.name] for o in outs]
         if node.op != "call_function":
             _refuse(f"a {node.op} node")
-        rule = OPS.get(_op_name(node.target))
+        op_name = _op_name(node.target)
+        rule = OPS.get(op_name)
         if rule is None:
             _refuse("no cnndsl op for it")
-        data = self.data_inputs(node)
-        ins = _Inputs(self, self.shape_of(data[0]), getattr(self, "batch", 1))
+        first = node.args[0] if node.args else None
+        view = self.views.get(first.name) if isinstance(first, torch.fx.Node) else None
+        if view is not None and op_name not in READS_VIEWS:
+            _refuse(f"its input `{first.name}` is {VIEW_WORDS[view.kind]}: no cnndsl op")
+        data = [view.src] if view is not None else self.data_inputs(node)
+        ins = _Inputs(self, self.shape_of(data[0]), getattr(self, "batch", 1), view)
         mapped = rule(node.args, ins)
+        if isinstance(mapped, View):
+            mapped.src = data[0]
+            self.views[node.name] = mapped
+            return None
         if mapped is None:
             self.value[node.name] = data[0]
             return None
         steps = mapped if isinstance(mapped, list) else [mapped]
         src = data
-        for k, (op, attrs, weights) in enumerate(steps):
+        for k, step in enumerate(steps):
+            op, attrs, weights = step[:3]
             last = k == len(steps) - 1
             name = node.name if last else f"{node.name}_{k}"
-            shape = tuple(node.meta["val"].shape[1:]) if last else (self.shape_of(src[0])[0], 1, 1)
+            if op in SAME_SHAPE:
+                shape = self.shape_of(src[0])
+            else:
+                shape = tuple(node.meta["val"].shape[1:]) if last else (self.shape_of(src[0])[0], 1, 1)
             self.nodes.append(
                 ImportNode(
                     name,
@@ -271,7 +410,11 @@ class _Builder:
                 )
             )
             src = [name]
-        self.value[node.name] = src[0]
+        keeps = steps[-1][3] if len(steps[-1]) > 3 else None
+        if keeps:  # computed channel-last: a view until permuted back
+            self.views[node.name] = View(keeps, None, src[0])
+        else:
+            self.value[node.name] = src[0]
         return None
 
     def data_inputs(self, node) -> list[str]:
@@ -280,6 +423,8 @@ class _Builder:
             if _op_name(node.target) == "cat"
             else node.args[: 2 if _op_name(node.target) in ("add", "mul") else 1]
         )
+        if _op_name(node.target) == "mul":  # a parameter operand is a layer scale's weight, not data
+            args = [a for a in args if not (isinstance(a, torch.fx.Node) and a.name in self.params)] or args
         out = []
         for a in args:
             if not isinstance(a, torch.fx.Node) or a.name not in self.value:
@@ -307,6 +452,14 @@ class _Builder:
 
     def shape_of(self, name: str):
         return next(n.shape for n in reversed(self.nodes) if n.name == name)
+
+
+def _output_keys(program) -> list[str | None]:
+    """The keys of a program whose forward returns a dict (torchvision's FPN), else Nones."""
+    spec = program.call_spec.out_spec
+    if spec is not None and spec.type is dict and all(isinstance(k, str) for k in spec.context):
+        return [k if not k.isdigit() else None for k in spec.context]
+    return [None] * (spec.num_leaves if spec is not None else 1)
 
 
 def _class_name(cls) -> str:

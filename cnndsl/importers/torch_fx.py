@@ -253,6 +253,28 @@ def _unary(op: str) -> Callable:
     return lambda a, k, s: (op, {})
 
 
+def _interpolate(a, k, s) -> Mapped:
+    """F.interpolate with a static size (an int, a pair, or another tensor's `y.shape[-2:]`, which the
+    trace fixes at the traced input size, as the spec fixes its input) or scale factor."""
+    size, scale = _arg(a, k, 1, "size"), _arg(a, k, 2, "scale_factor")
+    mode, corners = _arg(a, k, 3, "mode", "nearest"), _arg(a, k, 4, "align_corners")
+    if isinstance(size, fx.Node) or isinstance(scale, fx.Node) or _has_node(size) or _has_node(scale):
+        _refuse("an interpolation size computed at run time other than another tensor's y.shape[-2:]")
+    if mode not in ("nearest", "bilinear"):
+        _refuse(f"interpolation mode {mode!r} (cnndsl has nearest and bilinear)")
+    if k.get("antialias", False):
+        _refuse("antialiased interpolation")
+    if scale is not None and _arg(a, k, 5, "recompute_scale_factor") and any(v != int(v) for v in pair_float(scale)):
+        _refuse("recompute_scale_factor=True with a fractional scale (torch then samples at out/in, not 1/scale)")
+    scale = None if scale is None else tuple(float(v) for v in pair_float(scale))
+    size = None if size is None else pair(size)
+    return "upsample", {"scale": scale, "size": size, "mode": mode, "align_corners": bool(corners)}
+
+
+def _has_node(v) -> bool:
+    return isinstance(v, (tuple, list)) and any(isinstance(x, fx.Node) for x in v)
+
+
 FUNCTIONS: dict[Any, Callable] = {
     F.relu: _unary("relu"),
     torch.relu: _unary("relu"),
@@ -277,6 +299,7 @@ FUNCTIONS: dict[Any, Callable] = {
     torch.flatten: lambda a, k, s: _flatten(_arg(a, k, 1, "start_dim", 0), _arg(a, k, 2, "end_dim", -1), s),
     torch.mean: _mean,
     F.dropout: _dropout_fn,
+    F.interpolate: _interpolate,
 }
 METHODS: dict[str, Callable] = {
     "relu": _unary("relu"),
@@ -361,19 +384,21 @@ class _Builder:
         self.nodes: list[ImportNode] = []
         self.value: dict[str, Any] = {}  # fx node name -> ImportNode name, or _BATCH, or a shape tuple
         self.used_weights: dict[str, str] = {}
+        self.sizes: dict[str, tuple[int, int]] = {}  # fx node -> the (H, W) it reads off a tensor's shape
 
     def run(self) -> ImportGraph:
-        output = None
+        outputs: dict[str, str] = {}
         for node in self.gm.graph.nodes:
             try:
-                output = self.visit(node) or output
+                outputs = self.visit(node) or outputs
             except _Unsupported as e:
                 raise ImportFailure(
                     f"cannot import node `{node.name}` ({self.describe(node)}): {e}", _where(node)
                 ) from None
         if not any(n.meta.get("nn_module_stack") for n in self.gm.graph.nodes if n.op == "call_function"):
             infer_scopes(self.nodes)
-        return ImportGraph(self.name, self.input_shape, self.nodes, output)
+        names = {v: k for k, v in outputs.items() if not k.isdigit()}
+        return ImportGraph(self.name, self.input_shape, self.nodes, list(outputs.values()), output_names=names)
 
     def describe(self, node: fx.Node) -> str:
         if node.op == "call_module":
@@ -414,10 +439,7 @@ class _Builder:
             self.value[node.name] = "input"
             self.nodes.append(ImportNode("input", "input", {}, [], self.input_shape))
         elif node.op == "output":
-            out = node.args[0]
-            if not isinstance(out, fx.Node):
-                _refuse("the model returns several values; a cnndsl network returns one tensor")
-            return self.tensor_input(out)
+            return self.outputs(node.args[0])
         elif node.op == "call_module":
             self.visit_module(node)
         elif node.op in ("call_function", "call_method"):
@@ -425,6 +447,16 @@ class _Builder:
         else:
             _refuse("it reads a parameter or buffer directly (get_attr); use a module such as nn.Conv2d")
         return None
+
+    def outputs(self, out) -> dict[str, str]:
+        """{the source's name or position: import node} for what forward returns: a tensor, or a
+        tuple, list or dict of tensors (torchvision's FPN returns an OrderedDict), in that order."""
+        if isinstance(out, fx.Node):
+            return {"0": self.tensor_input(out)}
+        items = list(out.items()) if isinstance(out, dict) else list(enumerate(out or ()))
+        if not items or any(not isinstance(v, fx.Node) for _, v in items):
+            _refuse("the model returns something other than tensors (a tuple, list or dict of tensors at most)")
+        return {str(k): self.tensor_input(v) for k, v in items}
 
     def visit_module(self, node: fx.Node) -> None:
         m = self.modules[node.target]
@@ -462,6 +494,10 @@ class _Builder:
             return
         if t is operator.getitem and isinstance(self.value.get(getattr(node.args[0], "name", None)), tuple):
             dim = node.args[1]
+            hw = self.spatial_size(self.value[node.args[0].name][1], dim) if isinstance(dim, slice) else None
+            if hw is not None:
+                self.value[node.name], self.sizes[node.name] = ("spatial",), hw
+                return
             self.value[node.name] = (
                 _BATCH
                 if dim == 0
@@ -496,7 +532,8 @@ class _Builder:
         if rule is None:
             _refuse("no cnndsl op for it")
         src = self.tensor_input(node.args[0])
-        mapped = rule(node.args, node.kwargs, self.node_shape(src))
+        args = tuple(self.static(a) for a in node.args)
+        mapped = rule(args, {k: self.static(v) for k, v in node.kwargs.items()}, self.node_shape(src))
         if mapped is None:
             self.value[node.name] = src
             return
@@ -507,6 +544,18 @@ class _Builder:
             if not last:
                 self.nodes[-1].shape = _shape_of(op, self.node_shape(self.nodes[-1].inputs[0]))
         self.value[node.name] = src
+
+    def spatial_size(self, shape_of: fx.Node, dims: slice) -> tuple[int, int] | None:
+        """(H, W) for x.shape[-2:] or x.shape[2:] of a feature map x, as traced; None for other slices."""
+        meta = shape_of.meta.get("tensor_meta")
+        full = tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else ()
+        if len(full) != 4 or dims.step not in (None, 1) or dims.start not in (2, -2) or dims.stop not in (None, 4):
+            return None
+        return tuple(int(d) for d in full[2:])
+
+    def static(self, arg):
+        """An argument with a traced spatial size (`y.shape[-2:]`) replaced by its value."""
+        return self.sizes.get(arg.name, arg) if isinstance(arg, fx.Node) else arg
 
     def visit_view(self, node: fx.Node) -> None:
         src = self.tensor_input(node.args[0])
