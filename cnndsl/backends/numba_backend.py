@@ -33,6 +33,7 @@ JIT_FORWARD_MAX_STEPS = 24
 
 # -- convolution method per layer ------------------------------------------------------------------
 CONV_DIRECT, CONV_GEMM, CONV_WGEMM, CONV_DW = "CONV_DIRECT", "CONV_GEMM", "CONV_WGEMM", "CONV_DW"  # the library's
+CONV_WINOGRAD = "winograd"  # conv_winograd, called on its own: its weights are packed transformed
 
 
 # Wide-row im2col + BLAS pays where im2col dominates: a short reduction (LeNet-5, 3-channel stems), or short
@@ -43,6 +44,21 @@ WGEMM_MAX_DEPTH = 200
 WGEMM_MAX_WIDTH = 24  # the kernel library's _LONG_ROW: rows shorter than this are copied by index
 WGEMM_MAX_COUT = 128
 
+# Winograd F(4x4, 3x3) pays from 64 channels in and out (one thread, batch 1, against the method above:
+# 64 ch at 56x56 1.8-2.9x, 128 at 28x28 1.4-2.3x, 256 at 14x14 1.1-1.5x; 16-32 channels 0.4-0.9x, as the
+# transforms then outweigh the 4x fewer multiplies), unless the map is small and the kernels big: its
+# transformed weights are 4x the kernels' bytes, streamed once per image (512 ch at 7x7: 0.77x).
+WINOGRAD_MIN_CHANNELS = 64
+WINOGRAD_MIN_PIXELS = 14 * 14  # or this many output pixels when a side has fewer than 128 channels
+WINOGRAD_BIG_KERNELS = 256 * 256  # cin * cout beyond which the map must have 16 tiles (16x16 pixels)
+WINOGRAD_GEMM_COLUMNS = 64  # images share each GEMM until it has this many tile columns (at most 8 images)
+
+
+def winograd_images(oh: int, ow: int) -> int:
+    """Images whose tiles go through one GEMM: small maps alone leave BLAS too few columns."""
+    tiles = ((oh + 3) // 4) * ((ow + 3) // 4)
+    return max(1, min(8, -(-WINOGRAD_GEMM_COLUMNS // tiles)))
+
 
 def conv_method(cin: int, node: Node) -> str:
     """Which conv2d method a layer gets: stride-1 depthwise convs (groups == channels in and out) the
@@ -51,10 +67,13 @@ def conv_method(cin: int, node: Node) -> str:
     bigger than 1x1 with a short reduction, or with short rows and few output channels, the wide-row
     im2col + BLAS (one contiguous window copy per im2col row instead of one short copy per output row:
     3-8x cheaper im2col on small planes, and faster than the former wide-row direct kernel even at
-    LeNet-5's 1-6 input channels); the rest im2col + BLAS."""
+    LeNet-5's 1-6 input channels); the rest im2col + BLAS. Before all these, stride-1 3x3 convs with
+    enough channels and pixels get Winograd F(4x4, 3x3) (see WINOGRAD_MIN_CHANNELS)."""
     a = node.attrs
     (kh, kw) = a["kernel"]
     sh, sw = a["stride"]
+    if _winograd_pays(cin, node):
+        return CONV_WINOGRAD
     if a["groups"] != 1:
         return CONV_DW if a["groups"] == cin == node.shape[0] and sh == sw == 1 else CONV_DIRECT
     if a["stride"] == (1, 1) and (kh, kw) != (1, 1):
@@ -64,11 +83,28 @@ def conv_method(cin: int, node: Node) -> str:
     return CONV_GEMM
 
 
+def _winograd_pays(cin: int, node: Node) -> bool:
+    a = node.attrs
+    cout, oh, ow = node.shape
+    if a["kernel"] != (3, 3) or a["stride"] != (1, 1) or a["dilation"] != (1, 1) or a["groups"] != 1:
+        return False
+    if a["table"] is not None or min(cin, cout) < WINOGRAD_MIN_CHANNELS:
+        return False
+    if cin * cout > WINOGRAD_BIG_KERNELS:
+        return oh * ow >= 16 * 16
+    if oh * ow < 7 * 7:  # below the smallest map measured (one or two tiles: the transforms are pure overhead)
+        return False
+    return min(cin, cout) >= 128 or oh * ow >= WINOGRAD_MIN_PIXELS
+
+
 def conv_scratch(cin: int, in_hw: tuple[int, int], node: Node, method: str) -> int:
     """Floats of scratch (one image) conv2d needs for a layer."""
     a = node.attrs
     cout, oh, ow = node.shape
     (kh, kw), (ph, pw) = a["kernel"], a["pad"]
+    if method == CONV_WINOGRAD:
+        # the transformed tiles (36, cin, tiles) and their products (36, cout, tiles) of `images` images
+        return 36 * (cin + cout) * ((oh + 3) // 4) * ((ow + 3) // 4) * winograd_images(oh, ow)
     if method == CONV_WGEMM:  # padded planes, wide im2col columns, the wide product
         hp, wp = in_hw[0] + 2 * ph, in_hw[1] + 2 * pw
         wl = (oh - 1) * wp + ow
@@ -180,12 +216,20 @@ def _conv(r: _Context, step: Step) -> None:
         r.pack += [one] if 8 + len(one) <= LINE else [t[8:] for t in tuple_literal(" " * 8, "table = ", rows)]
         table = "table"
     r.pack.append(f"w, b = folded_weights(weights, {quoted(node.name)}{_fold_args(step, table, cin)})")
-    w = r.weight((cout, cin // groups, kh, kw), "w")
-    b = r.weight((cout,), "b")
     method = conv_method(cin, node)
     r.scratch = max(r.scratch, conv_scratch(cin, r.shape(src)[1:], node, method))
-    y = r.output(step)
     (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
+    if method == CONV_WINOGRAD:
+        u = r.weight((36, cout, cin), "winograd_weights(w)")
+        b = r.weight((cout,), "b")
+        y = r.output(step)
+        geometry = _geometry(ph=ph, pw=pw)
+        images = f", images={winograd_images(oh, ow)}" if winograd_images(oh, ow) > 1 else ""
+        r.fwd.append(f"conv_winograd({r.var[src]}, {u}, {b}, {y}, S, {geometry}, {_act_kw(step)}{images})")
+        return
+    w = r.weight((cout, cin // groups, kh, kw), "w")
+    b = r.weight((cout,), "b")
+    y = r.output(step)
     geometry = _geometry(groups=groups, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
     r.fwd.append(f"conv2d({r.var[src]}, {w}, {b}, {y}, S, {geometry}, method={method}, {_act_kw(step)})")
 
