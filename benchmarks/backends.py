@@ -135,7 +135,7 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
     import torch
     import torch.nn.functional as F
 
-    from cnndsl.backends.numba_backend import conv_method, conv_scratch
+    from cnndsl.backends.numba_backend import CONV_WINOGRAD, conv_method, conv_scratch, winograd_images
 
     rng = np.random.default_rng(0)
     per_layer = layer_macs(network)
@@ -152,8 +152,13 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
         method = conv_method(cin[0], n)  # the method the renderer picks for this layer
         scratch = np.empty(max(conv_scratch(cin[0], cin[1:], n, method), 1), np.float32)
         (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
-        conv = model_module.conv2d
-        nb_args = (x, w, b, y, scratch, 1, sh, sw, ph, pw, dh, dw, getattr(model_module, method), 1, 0.0)
+        if method == CONV_WINOGRAD:  # as the generated module calls it: weights transformed once, up front
+            conv = model_module.conv_winograd
+            u = model_module.winograd_weights(w)
+            nb_args = (x, u, b, y, scratch, ph, pw, 1, 0.0, winograd_images(*n.shape[1:]))
+        else:
+            conv = model_module.conv2d
+            nb_args = (x, w, b, y, scratch, 1, sh, sw, ph, pw, dh, dw, getattr(model_module, method), 1, 0.0)
         t_args = (torch.from_numpy(x), torch.from_numpy(w), None, a["stride"], a["pad"], a["dilation"])
         fns = {
             "numba": lambda conv=conv, nb_args=nb_args: conv(*nb_args),
@@ -166,15 +171,17 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
         macs = per_layer[n.name] * batch
         t_nb, t_t = statistics.median(times["numba"]), statistics.median(times["torch"])
         tot_macs, tot_nb, tot_t = tot_macs + macs, tot_nb + t_nb, tot_t + t_t
-        rows.append((n.name, "x".join(map(str, n.shape)), t_nb * 1e3, t_t * 1e3, 2 * macs / t_nb / 1e9))
+        shape = "x".join(map(str, n.shape))
+        rows.append((n.name, shape, method.lower(), t_nb * 1e3, t_t * 1e3, 2 * macs / t_nb / 1e9))
+    # GFLOP/s count a direct conv's multiplies (2 x MACs), whatever the method: Winograd's can pass the peak
     print(f"\n3x3 convolutions alone (batch {batch}), median ms:")
-    print(f"{'layer':<24} {'output':<12} {'numba':>8} {'torch':>8} {'GFLOP/s':>8} {'of peak':>8}")
-    for name, shape, tn, tt, gf in rows:
-        print(f"{name:<24} {shape:<12} {tn:8.3f} {tt:8.3f} {gf:8.1f} {gf / peak:8.0%}")
+    print(f"{'layer':<24} {'output':<12} {'method':<11} {'numba':>8} {'torch':>8} {'GFLOP/s':>8} {'of peak':>8}")
+    for name, shape, how, tn, tt, gf in rows:
+        print(f"{name:<24} {shape:<12} {how:<11} {tn:8.3f} {tt:8.3f} {gf:8.1f} {gf / peak:8.0%}")
     if rows:
         gf = 2 * tot_macs / tot_nb / 1e9
         print(
-            f"{'all 3x3 convs':<37} {tot_nb * 1e3:8.3f} {tot_t * 1e3:8.3f} {gf:8.1f} {gf / peak:8.0%}"
+            f"{'all 3x3 convs':<49} {tot_nb * 1e3:8.3f} {tot_t * 1e3:8.3f} {gf:8.1f} {gf / peak:8.0%}"
             f"   (torch {2 * tot_macs / tot_t / 1e9:.1f} GFLOP/s)"
         )
 
