@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from conftest import needs_torch
@@ -79,6 +80,24 @@ def test_misaligned_branches_warn_w302():
     assert f["concat1"].size == (3, 3)  # covers -1..1 and 0..1
     diags = judge(Figures(net))
     assert [d.code for d in diags] == ["W302"] and diags[0].span.line == 2
+
+
+def test_upsampled_branches_are_judged_by_where_their_maps_are_centred():
+    def w302(text):
+        net = cnndsl.parse(text)
+        return [d.code for d in misaligned_merges(net, receptive_fields(net))]
+
+    # a 2x2 stride-2 conv's pixels are centred between two input pixels: upsampled back, its map lines up
+    # with a full-resolution 3x3 conv's though its first pixel's field does not (as U-Net's skips)
+    assert w302("input 3x16x16\nadd(conv2x2(8, stride=2, pad=0) -> upsample(2), conv3x3(8))") == []
+    # a 3x3 stride-2 conv samples the even pixels: upsampled, its map sits half a pixel up and left
+    assert w302("input 3x16x16\nadd(conv3x3(8, stride=2) -> upsample(2), conv3x3(8))") == ["W302"]
+    assert (
+        w302("input 3x16x16\ntensor a = conv2x2(8, stride=2, pad=0)\nadd(a -> upsample(2), a -> convt2x2(8, stride=2))")
+        == []
+    )
+    net = cnndsl.load(Path(__file__).resolve().parents[1] / "specs" / "unet.cnn")
+    assert misaligned_merges(net, receptive_fields(net)) == []
 
 
 def test_resnet_downsampling_shortcut_is_aligned():

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..diagnostics import Diagnostic, warning
-from ..ir import Network, Node
+from ..ir import Network
 from ..ops import GLOBAL, OPS, Resample, Window
 
 MAX_PHASES = 1024  # beyond this period (odd sizes resampled to odd sizes, again and again) the table is dropped:
@@ -246,13 +246,18 @@ def misaligned_merges(network: Network, fields: dict[str, Field]) -> list[Diagno
         ins = [fields[i] for i in n.inputs]
         if len(ins) < 2 or any(f.is_global for f in ins):
             continue
-        if len({f.offset for f in ins}) > 1:
-            centres = ", ".join(_describe(network.node(i), fields[i]) for i in n.inputs)
+        resampled = any(_resampled(f) for f in ins)
+        if resampled:  # compare where whole maps are centred: see _map_centre
+            centre = {i: _map_centre(fields[i], network.node(i).shape) for i in n.inputs}
+        else:
+            centre = {i: fields[i].offset for i in n.inputs}
+        if len(set(centre.values())) > 1:
+            centres = ", ".join(f"`{i}` at ({_num(c[0])}, {_num(c[1])})" for i, c in centre.items())
+            where = "maps" if resampled else "receptive fields"
             out.append(
                 warning(
                     "W302",
-                    f"`{n.name}` merges branches whose receptive fields are centred on different "
-                    f"input pixels ({centres})",
+                    f"`{n.name}` merges branches whose {where} are centred on different input pixels ({centres})",
                     n.span,
                     "give the branches symmetric padding (pad = dilation*(kernel-1)//2) so they line up",
                 )
@@ -270,5 +275,21 @@ def misaligned_merges(network: Network, fields: dict[str, Field]) -> list[Diagno
     return out
 
 
-def _describe(node: Node, f: Field) -> str:
-    return f"`{node.name}` at ({_num(f.offset[0])}, {_num(f.offset[1])})"
+def _resampled(f: Field) -> bool:
+    return f.axes is not None or any(isinstance(j, Fraction) for j in f.stride)
+
+
+def _map_centre(f: Field, shape) -> tuple[float, float]:
+    """The midpoint of the first and last pixels' field centres, per axis. After a 2x upsampling pixels 2k and
+    2k+1 both see pixel k, so the first pixel's field sits a quarter of the coarse stride off where a
+    uniformly strided map's would: beside a skip connection (U-Net, FPN) the first pixels never line up,
+    though both maps are centred on the same input pixel. Their centres are what must agree."""
+    out = []
+    for ax in (0, 1):
+        a = f.axis(ax)
+        first, last = a.at(0), a.at(shape[1 + ax] - 1)
+        if first is None or last is None:  # a phase that sees nothing (transposed conv, kernel < stride)
+            out.append(f.offset[ax] + float(f.stride[ax]) * (shape[1 + ax] - 1) / 2)
+        else:
+            out.append((first[0] + first[1] + last[0] + last[1]) / 4)
+    return tuple(out)
