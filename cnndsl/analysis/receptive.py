@@ -175,7 +175,7 @@ def _window_on_axes(f: Field, w: Window) -> Field:
 def _through_window(f: Field, w: Window) -> Field:
     if f.size is None or (w.kernel == (1, 1) and w.stride == (1, 1) and w.pad == (0, 0)):
         return f  # global already, or a pointwise window: (r, j, c) stay as they are
-    if f.axes is not None or any(isinstance(j, Fraction) for j in f.stride):
+    if _resampled(f):
         return _window_on_axes(f, w)
     size, stride, offset = [], [], []
     for ax in (0, 1):
@@ -190,8 +190,7 @@ def _through_window(f: Field, w: Window) -> Field:
 def _merge(fields: list[Field]) -> Field:
     if any(f.size is None for f in fields):
         return next(f for f in fields if f.size is None)
-    fractional = any(f.axes is not None or any(isinstance(j, Fraction) for j in f.stride) for f in fields)
-    if fractional and len({f.stride for f in fields}) == 1:
+    if any(_resampled(f) for f in fields) and len({f.stride for f in fields}) == 1:
         axes = []
         for ax in (0, 1):
             tables = [f.axis(ax) for f in fields]
@@ -276,6 +275,7 @@ def misaligned_merges(network: Network, fields: dict[str, Field]) -> list[Diagno
 
 
 def _resampled(f: Field) -> bool:
+    """Whether a resampling op came before: the field then has phase tables or a fractional stride."""
     return f.axes is not None or any(isinstance(j, Fraction) for j in f.stride)
 
 
