@@ -12,7 +12,8 @@ import numpy as np
 import onnx
 
 
-def _attrs(node) -> dict:
+def node_attrs(node) -> dict:
+    """A node's attributes as Python values (the importer reads them the same way)."""
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
@@ -20,7 +21,7 @@ def _axes(node, ins: list, k: int):
     """Axes from input k (opset 13+) or the `axes` attribute (older opsets)."""
     if len(ins) > k and ins[k] is not None:
         return [int(a) for a in np.atleast_1d(ins[k])]
-    return list(_attrs(node).get("axes", []))
+    return list(node_attrs(node).get("axes", []))
 
 
 def _slice(node, ins):
@@ -43,10 +44,10 @@ def _unsqueeze(node, ins):
 FOLD = {
     "Unsqueeze": _unsqueeze,
     "Squeeze": lambda node, ins: np.squeeze(ins[0], axis=tuple(_axes(node, ins, 1)) or None),
-    "Concat": lambda node, ins: np.concatenate([np.atleast_1d(i) for i in ins], axis=_attrs(node)["axis"]),
+    "Concat": lambda node, ins: np.concatenate([np.atleast_1d(i) for i in ins], axis=node_attrs(node)["axis"]),
     "Slice": _slice,
-    "Gather": lambda node, ins: np.take(ins[0], ins[1], axis=_attrs(node).get("axis", 0)),
-    "Cast": lambda node, ins: ins[0].astype(onnx.helper.tensor_dtype_to_np_dtype(_attrs(node)["to"])),
+    "Gather": lambda node, ins: np.take(ins[0], ins[1], axis=node_attrs(node).get("axis", 0)),
+    "Cast": lambda node, ins: ins[0].astype(onnx.helper.tensor_dtype_to_np_dtype(node_attrs(node)["to"])),
 }
 
 
@@ -57,7 +58,7 @@ def fold(node, consts: dict[str, np.ndarray], full_shape) -> np.ndarray | None:
         shape = full_shape(node.input[0])
         if shape is None:
             return None
-        a = _attrs(node)
+        a = node_attrs(node)
         return np.array(shape[a.get("start", 0) : a.get("end", len(shape))], dtype=np.int64)
     rule = FOLD.get(node.op_type)
     if rule is None or any(i and i not in consts for i in node.input):

@@ -7,7 +7,6 @@ and the exporter's node names (`/layer1/layer1.0/Add`); shapes from ONNX shape i
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import onnx
@@ -26,6 +25,7 @@ from .graph import (
     pair,
     pool_attrs,
 )
+from .onnx_fold import fold, node_attrs
 
 
 class _Unsupported(Exception):
@@ -39,10 +39,6 @@ def _refuse(why: str):
 def _f32(v) -> float:
     """An ONNX float attribute (stored as float32) as the decimal it was written as: 1e-05, not 9.99e-06."""
     return float(f"{np.float32(v):.7g}")
-
-
-def _attrs(node) -> dict[str, Any]:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
 def _pads(a: dict, n: int = 2) -> tuple[int, int]:
@@ -394,9 +390,9 @@ class _Builder:
 
     def constants(self, node) -> None:
         if node.op_type == "Constant":
-            self.consts[node.output[0]] = numpy_helper.to_array(_attrs(node)["value"])
+            self.consts[node.output[0]] = numpy_helper.to_array(node_attrs(node)["value"])
         elif node.op_type == "Cast" and node.input[0] in self.consts:  # F.relu6's Clip bounds
-            to = onnx.helper.tensor_dtype_to_np_dtype(_attrs(node)["to"])
+            to = onnx.helper.tensor_dtype_to_np_dtype(node_attrs(node)["to"])
             self.consts[node.output[0]] = self.consts[node.input[0]].astype(to)
         elif node.op_type == "Identity" and node.input[0] in self.consts:
             self.consts[node.output[0]] = self.consts[node.input[0]]
@@ -404,8 +400,6 @@ class _Builder:
 
     def fold(self, node) -> bool:
         """Shape arithmetic on constants (and on the static shapes of computed tensors) becomes a constant."""
-        from .onnx_fold import fold
-
         value = fold(node, self.consts, self.full_shape)
         if value is not None:
             self.consts[node.output[0]] = value
@@ -443,7 +437,7 @@ class _Builder:
             _refuse(f"input `{pending}` is {VIEW_WORDS[self.views[pending].kind]}: no cnndsl op")
         sources = [view.src] if view is not None else [self.value[i] for i in data]
         shapes = [self.shape_of(src) for src in sources]
-        mapped = rule(_Ctx(node, _attrs(node), self.consts, shapes, view))
+        mapped = rule(_Ctx(node, node_attrs(node), self.consts, shapes, view))
         if isinstance(mapped, View):
             mapped.src = sources[0]
             self.views[node.output[0]] = mapped
