@@ -161,7 +161,8 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
             nb_args = (x, w, b, y, scratch, 1, sh, sw, ph, pw, dh, dw, getattr(model_module, method), 1, 0.0)
         t_args = (torch.from_numpy(x), torch.from_numpy(w), None, a["stride"], a["pad"], a["dilation"])
         fns = {
-            "numba": lambda conv=conv, nb_args=nb_args: conv(*nb_args),
+            # as the model calls it: the thread count after the scratch, BLAS on one thread meanwhile
+            "numba": lambda conv=conv, a=nb_args: model_module.threaded_call(lambda t: conv(*a[:5], t, *a[5:])),
             "torch": lambda t_args=t_args: F.conv2d(*t_args),
         }
         with torch.no_grad():

@@ -36,21 +36,19 @@ CONV_DIRECT, CONV_GEMM, CONV_WGEMM, CONV_DW = "CONV_DIRECT", "CONV_GEMM", "CONV_
 CONV_WINOGRAD = "winograd"  # conv_winograd, called on its own: its weights are packed transformed
 
 
-# Wide-row im2col + BLAS pays where im2col dominates: a short reduction (LeNet-5, 3-channel stems), or short
-# output rows (copied element by element by the plain im2col) feeding few output channels. With many output
-# channels the GEMM dominates and the wide rows' junk columns cost more than the im2col saves (ResNet-18's
-# 3x3 convs, one thread: plain im2col 1.02-1.15x faster at 64-256 channels, benchmarks/README.md).
-WGEMM_MAX_DEPTH = 200
+# Wide-row im2col + BLAS pays only for short rows feeding few output channels (LeNet-5's second conv, 6 -> 16
+# channels at 10x10: 17 us against 22 for banded im2col); from 32 output channels or 28-pixel rows the
+# banded im2col + GEMM (conv_gemm) is faster, up to 2x on 3-channel stems (2 threads, 2026-12-02).
 WGEMM_MAX_WIDTH = 24  # the kernel library's _LONG_ROW: rows shorter than this are copied by index
-WGEMM_MAX_COUT = 128
+WGEMM_MAX_COUT = 16
 
-# Winograd F(4x4, 3x3) pays from 64 channels in and out (one thread, batch 1, against the method above:
-# 64 ch at 56x56 1.8-2.9x, 128 at 28x28 1.4-2.3x, 256 at 14x14 1.1-1.5x; 16-32 channels 0.4-0.9x, as the
-# transforms then outweigh the 4x fewer multiplies), unless the map is small and the kernels big: its
-# transformed weights are 4x the kernels' bytes, streamed once per image (512 ch at 7x7: 0.77x).
-WINOGRAD_MIN_CHANNELS = 64
-WINOGRAD_MIN_PIXELS = 14 * 14  # or this many output pixels when a side has fewer than 128 channels
-WINOGRAD_BIG_KERNELS = 256 * 256  # cin * cout beyond which the map must have 16 tiles (16x16 pixels)
+# Winograd F(4x4, 3x3) pays from 16 channels in and out once its three phases run over the threads
+# (2 threads, batch 1, against banded im2col + GEMM: 16 ch at 16x16 1.5x, 32 at 8x8 1.2x, 64 at 56x56 2.0x,
+# 256 at 7x7 1.5x, 512 at 7x7 1.03x, and 2.5x at batch 8; on one thread 512 at 7x7 is 0.67x at batch 1, the
+# transformed kernels being 4x the bytes for four tiles, but 1.6x at batch 8). Below 7x7 outputs (one or two
+# tiles) its transforms are pure overhead; 3-channel inputs (stems) lose 2x.
+WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_PIXELS = 7 * 7
 WINOGRAD_GEMM_COLUMNS = 64  # images share each GEMM until it has this many tile columns (at most 8 images)
 
 
@@ -64,11 +62,10 @@ def conv_method(cin: int, node: Node) -> str:
     """Which conv2d method a layer gets: stride-1 depthwise convs (groups == channels in and out) the
     depthwise wide-row kernel (2-3x the direct kernel on MobileNet's planes; at stride 2 it measured 10 %
     slower, so those stay on the direct kernel); other grouped convs the direct kernel; stride-1 convs
-    bigger than 1x1 with a short reduction, or with short rows and few output channels, the wide-row
-    im2col + BLAS (one contiguous window copy per im2col row instead of one short copy per output row:
-    3-8x cheaper im2col on small planes, and faster than the former wide-row direct kernel even at
-    LeNet-5's 1-6 input channels); the rest im2col + BLAS. Before all these, stride-1 3x3 convs with
-    enough channels and pixels get Winograd F(4x4, 3x3) (see WINOGRAD_MIN_CHANNELS)."""
+    bigger than 1x1 with short rows and few output channels the wide-row im2col + BLAS (one contiguous
+    window copy per im2col row instead of one short copy per output row); the rest banded im2col + BLAS.
+    Before all these, stride-1 3x3 convs with enough channels and pixels get Winograd F(4x4, 3x3) (see
+    WINOGRAD_MIN_CHANNELS)."""
     a = node.attrs
     (kh, kw) = a["kernel"]
     sh, sw = a["stride"]
@@ -78,7 +75,7 @@ def conv_method(cin: int, node: Node) -> str:
         return CONV_DW if a["groups"] == cin == node.shape[0] and sh == sw == 1 else CONV_DIRECT
     if a["stride"] == (1, 1) and (kh, kw) != (1, 1):
         cout, _, ow = node.shape
-        if cin * kh * kw <= WGEMM_MAX_DEPTH or (ow < WGEMM_MAX_WIDTH and cout <= WGEMM_MAX_COUT):
+        if ow < WGEMM_MAX_WIDTH and cout <= WGEMM_MAX_COUT:
             return CONV_WGEMM
     return CONV_GEMM
 
@@ -90,11 +87,7 @@ def _winograd_pays(cin: int, node: Node) -> bool:
         return False
     if a["table"] is not None or min(cin, cout) < WINOGRAD_MIN_CHANNELS:
         return False
-    if cin * cout > WINOGRAD_BIG_KERNELS:
-        return oh * ow >= 16 * 16
-    if oh * ow < 7 * 7:  # below the smallest map measured (one or two tiles: the transforms are pure overhead)
-        return False
-    return min(cin, cout) >= 128 or oh * ow >= WINOGRAD_MIN_PIXELS
+    return oh * ow >= WINOGRAD_MIN_PIXELS
 
 
 def conv_scratch(cin: int, in_hw: tuple[int, int], node: Node, method: str) -> int:
@@ -109,8 +102,8 @@ def conv_scratch(cin: int, in_hw: tuple[int, int], node: Node, method: str) -> i
         hp, wp = in_hw[0] + 2 * ph, in_hw[1] + 2 * pw
         wl = (oh - 1) * wp + ow
         return cin * hp * wp + (cin * kh * kw + cout) * wl
-    if method == CONV_GEMM and (kh, kw, *a["stride"], ph, pw) != (1, 1, 1, 1, 0, 0):
-        return cin * kh * kw * oh * ow  # im2col columns
+    if method == CONV_GEMM:  # every band's im2col columns (a 1x1 conv's input rows) and product
+        return (cin // a["groups"] * kh * kw + cout) * oh * ow
     return 0
 
 
@@ -130,7 +123,7 @@ class _Context:
     def __init__(self, network: Network, steps: tuple[Step, ...]):
         self.net = network
         self.buffers = plan_buffers(network, steps)
-        self.names = Namespace({"x", "n", "A", "W", "S"})
+        self.names = Namespace({"x", "n", "A", "W", "S", "T"})
         self.var: dict[str, str] = {"input": "x"}
         self.fwd: list[str] = []
         self.pack: list[str] = []
@@ -225,13 +218,13 @@ def _conv(r: _Context, step: Step) -> None:
         y = r.output(step)
         geometry = _geometry(ph=ph, pw=pw)
         images = f", images={winograd_images(oh, ow)}" if winograd_images(oh, ow) > 1 else ""
-        r.fwd.append(f"conv_winograd({r.var[src]}, {u}, {b}, {y}, S, {geometry}, {_act_kw(step)}{images})")
+        r.fwd.append(f"conv_winograd({r.var[src]}, {u}, {b}, {y}, S, T, {geometry}, {_act_kw(step)}{images})")
         return
     w = r.weight((cout, cin // groups, kh, kw), "w")
     b = r.weight((cout,), "b")
     y = r.output(step)
     geometry = _geometry(groups=groups, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
-    r.fwd.append(f"conv2d({r.var[src]}, {w}, {b}, {y}, S, {geometry}, method={method}, {_act_kw(step)})")
+    r.fwd.append(f"conv2d({r.var[src]}, {w}, {b}, {y}, S, T, {geometry}, method={method}, {_act_kw(step)})")
 
 
 def _fc(r: _Context, step: Step) -> None:
@@ -239,10 +232,10 @@ def _fc(r: _Context, step: Step) -> None:
     src = node.inputs[0]
     fin, fout = r.shape(src)[0], node.shape[0]
     r.pack.append(f"w, b = folded_weights(weights, {quoted(node.name)}{_fold_args(step)})")
-    wt = r.weight((fin, fout), "w.T")
+    w = r.weight((fout, fin), "w")
     b = r.weight((fout,), "b")
     y = r.output(step)
-    r.fwd.append(f"linear({r.var[src]}, {wt}, {b}, {y}, {_act(step)})")
+    r.fwd.append(f"linear({r.var[src]}, {w}, {b}, {y}, {_act(step)}, T)")
 
 
 def _affine(r: _Context, step: Step) -> None:
@@ -385,7 +378,7 @@ def _convt(r: _Context, step: Step) -> None:
     y = r.output(step)
     (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
     geometry = _geometry(kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
-    r.fwd.append(f"conv_transpose2d({r.var[src]}, {wt}, {b}, {y}, S, {geometry}, {_act_kw(step)})")
+    r.fwd.append(f"conv_transpose2d({r.var[src]}, {wt}, {b}, {y}, S, T, {geometry}, {_act_kw(step)})")
 
 
 # What each op becomes: one entry per op (every VIEW and ELEMENTWISE op shares its kind's emitter).
@@ -485,8 +478,8 @@ PACKED_FLOATS = {max(r.wsize, 1)}  # every kernel and bias, batch norm folded in
 
 
 {decorator}
-def _forward(x, W, A, S):
-    """{forward_doc}: x (N, ...) float32, W packed weights, A arena, S scratch."""
+def _forward(x, W, A, S, T):
+    """{forward_doc}: x (N, ...) float32, W packed weights, A arena, S scratch, T threads."""
     n = x.shape[0]
 {forward}
     return {out_vars}
@@ -515,7 +508,7 @@ class Model(ModelBase):
         arena = self._arenas.get(x.shape[0])
         if arena is None:
             arena = self._arenas[x.shape[0]] = _knp.empty(max(x.shape[0] * ARENA_FLOATS, 1), _knp.float32)
-        return _forward(x, self._packed, arena, self._scratch)
+        return threaded_call(_forward, x, self._packed, arena, self._scratch)
 
     forward = __call__
 '''

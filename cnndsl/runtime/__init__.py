@@ -37,6 +37,6 @@ def split_imports(text: str) -> tuple[list[str], str]:
 
 def import_block(imports: list[str]) -> str:
     """`import x as y` lines in isort's order (ruff's I001): standard library first, then numba and numpy."""
-    stdlib = sorted({i for i in imports if i.split()[1].split(".")[0] in ("math", "os")})
+    stdlib = sorted({i for i in imports if i.split()[1].split(".")[0] in ("ctypes", "math", "os")})
     third = sorted(set(imports) - set(stdlib))
     return "\n\n".join("\n".join(group) for group in (stdlib, third) if group)

@@ -4,16 +4,11 @@
 # Layouts: feature maps are float32 C-contiguous NCHW; per-channel ops take (N, C, H*W)
 # views; element-wise ops take flat 1-D views. Activation codes are the ACT_* constants.
 # This file must not import cnndsl: generated modules need only numpy and numba.
+import ctypes as _ctypes
 import math as _kmath
 
 import numba as _nb
 import numpy as _knp
-
-# The OpenMP threading layer's workers spin after each parallel region and starve the BLAS threads of
-# the GEMM that follows (a 64x56x56 3x3 conv: 8.0 ms under omp, 1.7 ms under workqueue on 2 cores).
-# Respect a layer the user chose (NUMBA_THREADING_LAYER); otherwise take workqueue.
-if _nb.config.THREADING_LAYER == "default":
-    _nb.config.THREADING_LAYER = "workqueue"
 
 
 # Activation codes: ACT_ and the op's name in the op table (the lowering stage emits them by that name);
@@ -21,13 +16,71 @@ if _nb.config.THREADING_LAYER == "default":
 ACT_NONE, ACT_RELU, ACT_RELU6, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH = 0, 1, 2, 3, 4, 5
 ACT_GELU, ACT_SILU, ACT_HARDSWISH, ACT_HARDSIGMOID, ACT_ELU = 6, 7, 8, 9, 10
 
-# Below this many multiply-adds a parallel region costs more than it saves.
+# Below this many multiply-adds a parallel region costs more than it saves (OpenMP's: ~2 us).
 PARALLEL_MACS = 1 << 20
 _OC_BLOCK = 4  # output channels per register block of the direct convolution
 CONV_DIRECT, CONV_GEMM, CONV_WGEMM, CONV_DW = 0, 1, 2, 3  # conv2d's methods (the renderer picks one per layer)
 _DW_CHUNK = 1024  # wide-row positions per pass of the depthwise kernel: the accumulator chunk stays in L1
 _DW_TASKS = 64  # channel ranges per parallel depthwise conv (each allocates one scratch plane)
 _LONG_ROW = 24  # rows at least this long are copied through views (vectorised); shorter ones by index
+_BAND_FLOATS = 1 << 17  # im2col floats per band of output rows (512 KB: a band's columns stay in L2)
+_NO_BIAS = _knp.zeros(0, _knp.float32)  # gemm_bias_act's bias when there is none (and no activation)
+
+
+# ---- threads ---------------------------------------------------------------------------------------
+# A big layer runs as T tasks on numba's threads, and its GEMM tasks each call BLAS, so BLAS must run on
+# one thread meanwhile: two pools on the same cores fight (OpenMP's workers spin after a region and starve
+# BLAS's; a 64-channel 56x56 3x3 conv on 2 cores took 8.0 ms so, 1.4 ms with only BLAS threaded, 0.7 ms as
+# one pool). threaded_call() sets that up for the length of one forward call.
+_THREADING = {}  # filled on the first call: the BLAS thread-count functions, whether the pool is cheap
+
+
+def _blas_thread_functions():
+    """(get, set) of the thread count of the BLAS that numba's np.dot calls (scipy's: OpenBLAS in its
+    wheels, its symbols prefixed since scipy 1.13), or None for a BLAS whose threads we cannot set."""
+    try:
+        import scipy.linalg.cython_blas as blas
+
+        lib = _ctypes.CDLL(blas.__file__)  # dlsym searches the libraries it links too: its BLAS
+    except (ImportError, OSError):
+        return None
+    for prefix in ("scipy_openblas", "openblas"):
+        get = getattr(lib, prefix + "_get_num_threads", None)
+        put = getattr(lib, prefix + "_set_num_threads", None)
+        if get is not None and put is not None:
+            get.restype, put.argtypes, put.restype = _ctypes.c_int, [_ctypes.c_int], None
+            return get, put
+    return None
+
+
+def _cheap_parallel_regions():
+    """Whether numba's threading layer is OpenMP or TBB (a few us a parallel region), not the workqueue
+    fallback (70-140 us a region measured, more than splitting most layers saves)."""
+    try:
+        from numba.np.ufunc.parallel import _launch_threads
+
+        _launch_threads()
+        return _nb.threading_layer() in ("omp", "tbb")
+    except Exception:  # an internal API: without it, run serially rather than guess
+        return False
+
+
+def threaded_call(forward, *args):
+    """forward(*args, T) with T = numba's thread count and BLAS on one thread for the call; T = 1 (every
+    kernel serial, BLAS keeping its threads) when parallel regions are expensive or BLAS's thread count
+    cannot be set."""
+    if not _THREADING:
+        _THREADING["blas"] = _blas_thread_functions()
+        _THREADING["cheap"] = _cheap_parallel_regions()
+    blas, threads = _THREADING["blas"], _nb.get_num_threads()
+    if threads == 1 or blas is None or not _THREADING["cheap"]:
+        return forward(*args, 1)
+    before = blas[0]()
+    blas[1](1)
+    try:
+        return forward(*args, threads)
+    finally:
+        blas[1](before)
 
 
 @_nb.njit(cache=True, inline="always")
@@ -121,6 +174,33 @@ def _span(out, size, k, s, p, d):
     return lo, max(lo, min(hi, out))
 
 
+@_nb.njit(cache=True, inline="always")
+def _split(threads, work):
+    """Whether a kernel with this many multiply-adds (or copies) goes over threads."""
+    return threads > 1 and work >= PARALLEL_MACS
+
+
+@_nb.njit(cache=True, parallel=True)
+def _gemm_parallel(a, bm, c, bias, act, slope, tasks):
+    """c = act(a @ bm + bias), c's rows (a's) in `tasks` contiguous blocks, each one BLAS call on one thread."""
+    m = a.shape[0]
+    for t in _nb.prange(tasks):
+        m0, m1 = t * m // tasks, (t + 1) * m // tasks
+        if m1 > m0:
+            _knp.dot(a[m0:m1], bm, c[m0:m1])
+            _bias_act(c[m0:m1], bias[m0:m1], act, slope)
+
+
+@_nb.njit(cache=True)
+def gemm_bias_act(a, bm, c, bias, act, slope, threads):
+    """c = act(a @ bm + bias) (bias per row of c), over threads when big enough."""
+    if _split(threads, a.shape[0] * a.shape[1] * bm.shape[1]) and a.shape[0] >= 2 * threads:
+        _gemm_parallel(a, bm, c, bias, act, slope, threads)
+    else:
+        _knp.dot(a, bm, c)
+        _bias_act(c, bias, act, slope)
+
+
 @_nb.njit(cache=True)
 def _direct_task(x, w, b, y, n, g, ob, sh, sw, ph, pw, dh, dw, act, slope):
     """One image, one block of up to 4 output channels of group g, accumulated in place in y.
@@ -204,47 +284,96 @@ def _direct_parallel(x, w, b, y, groups, sh, sw, ph, pw, dh, dw, act, slope):
 
 
 @_nb.njit(cache=True)
-def _im2col_channel(x, n, c, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    """Rows (c, ky, kx) of col: the input pixel each output pixel sees through that tap (0 in padding)."""
-    h, wd = x.shape[2], x.shape[3]
-    xf = x[n].reshape((x.shape[1] * h * wd,))
+def _im2col_band(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow):
+    """col (cin kh kw, (oy1 - oy0) ow): row (c, ky, kx) holds, for output rows oy0..oy1-1, the input pixel
+    each output pixel sees through that tap (0 in padding)."""
+    cin, h, wd = x.shape[1], x.shape[2], x.shape[3]
+    xf = x[n].reshape((cin * h * wd,))
     cf = col.reshape((col.size,))
-    plane = oh * ow
-    for ky in range(kh):
-        oy_lo, oy_hi = _span(oh, h, ky, sh, ph, dh)
-        for kx in range(kw):
-            r = ((c * kh + ky) * kw + kx) * plane
-            lo, hi = _span(ow, wd, kx, sw, pw, dw)
-            off = kx * dw - pw
-            cf[r : r + plane] = 0.0
-            for oy in range(oy_lo, oy_hi):
-                d = r + oy * ow
-                src = (c * h + oy * sh - ph + ky * dh) * wd + off + lo * sw
-                if sw == 1 and hi - lo >= _LONG_ROW:  # views indexed from 0 vectorise; they cost ~10 ns to make
-                    dst = cf[d + lo : d + hi]
-                    xs = xf[src : src + hi - lo]
-                    for i in range(hi - lo):
-                        dst[i] = xs[i]
-                else:
-                    for i in range(hi - lo):
-                        cf[d + lo + i] = xf[src + i * sw]
-
-
-@_nb.njit(cache=True, parallel=True)
-def _im2col_parallel(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    for c in _nb.prange(x.shape[1]):
-        _im2col_channel(x, n, c, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    plane = (oy1 - oy0) * ow
+    for c in range(cin):
+        for ky in range(kh):
+            oy_lo, oy_hi = _span(oy1, h, ky, sh, ph, dh)
+            oy_lo = max(oy_lo, oy0)
+            for kx in range(kw):
+                r = ((c * kh + ky) * kw + kx) * plane
+                lo, hi = _span(ow, wd, kx, sw, pw, dw)
+                off = kx * dw - pw
+                cf[r : r + plane] = 0.0
+                for oy in range(oy_lo, oy_hi):
+                    d = r + (oy - oy0) * ow
+                    src = (c * h + oy * sh - ph + ky * dh) * wd + off + lo * sw
+                    if sw == 1 and hi - lo >= _LONG_ROW:  # views indexed from 0 vectorise; they cost ~10 ns
+                        dst = cf[d + lo : d + hi]
+                        xs = xf[src : src + hi - lo]
+                        for i in range(hi - lo):
+                            dst[i] = xs[i]
+                    else:
+                        for i in range(hi - lo):
+                            cf[d + lo + i] = xf[src + i * sw]
 
 
 @_nb.njit(cache=True)
-def _im2col(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    """im2col is memory-bound and, left serial, costs a third of a big 3x3 conv: split big ones over
-    channels; small ones stay serial, clear of the parallel runtime's per-call cost."""
-    if x.shape[1] * kh * kw * oh * ow < PARALLEL_MACS:
-        for c in range(x.shape[1]):
-            _im2col_channel(x, n, c, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+def _gemm_band(x, w2, b, y, n, scratch, oy0, oy1, kh, kw, sh, sw, ph, pw, dh, dw, act, slope):
+    """Output rows oy0..oy1-1 of image n by im2col + one GEMM, bias and activation written into y.
+    scratch: the band's own (cin kh kw + cout) x (oy1 - oy0) ow floats, columns then product; a 1x1
+    stride-1 conv copies its input rows instead (no columns at all for a whole image)."""
+    cout, k = w2.shape
+    plane, ow = y.shape[2] * y.shape[3], y.shape[3]
+    p0, cols = oy0 * ow, (oy1 - oy0) * ow
+    whole = cols == plane
+    if kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0:
+        if whole:
+            col = x[n].reshape((k, plane))
+        else:
+            col = scratch[: k * cols].reshape((k, cols))
+            src = x[n].reshape((k, plane))
+            for c in range(k):
+                col[c] = src[c, p0 : p0 + cols]
     else:
-        _im2col_parallel(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+        col = scratch[: k * cols].reshape((k, cols))
+        _im2col_band(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow)
+    if whole:  # the product lands in y itself
+        y2 = y[n].reshape((cout, plane))
+        _knp.dot(w2, col, y2)
+        _bias_act(y2, b, act, slope)
+        return
+    acc = scratch[k * cols : (k + cout) * cols].reshape((cout, cols))
+    _knp.dot(w2, col, acc)
+    yf = y[n].reshape((cout * plane,))
+    for o in range(cout):
+        _row_bias_act(acc[o], 0, yf, o * plane + p0, cols, b[o], act, slope)
+
+
+@_nb.njit(cache=True, parallel=True)
+def _gemm_bands_parallel(x, w2, b, y, n, scratch, bands, kh, kw, sh, sw, ph, pw, dh, dw, act, slope):
+    oh, ow, rows = y.shape[2], y.shape[3], w2.shape[0] + w2.shape[1]
+    for i in _nb.prange(bands):
+        oy0, oy1 = i * oh // bands, (i + 1) * oh // bands
+        region = scratch[rows * oy0 * ow : rows * oy1 * ow]
+        _gemm_band(x, w2, b, y, n, region, oy0, oy1, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
+
+
+@_nb.njit(cache=True)
+def conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope):
+    """Ungrouped conv as im2col + GEMM, in bands of output rows: each band's columns stay in cache between
+    im2col and GEMM, and the bands are the tasks over threads (each one BLAS call on its own columns: no
+    GEMM packs the same columns twice). scratch: (cin kh kw + cout) x oh ow floats."""
+    cout, k, oh, ow = w.shape[0], w.shape[1] * w.shape[2] * w.shape[3], y.shape[2], y.shape[3]
+    w2 = w.reshape((cout, k))
+    kh, kw = w.shape[2], w.shape[3]
+    bands = min(oh, max(1, k * oh * ow // _BAND_FLOATS))
+    parallel = _split(threads, cout * k * oh * ow) and oh >= 2 * threads
+    if parallel:
+        bands = min(oh, threads * -(-bands // threads))
+    for n in range(y.shape[0]):
+        if parallel:
+            _gemm_bands_parallel(x, w2, b, y, n, scratch, bands, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
+        else:
+            for i in range(bands):
+                oy0, oy1 = i * oh // bands, (i + 1) * oh // bands
+                region = scratch[(cout + k) * oy0 * ow : (cout + k) * oy1 * ow]
+                _gemm_band(x, w2, b, y, n, region, oy0, oy1, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
 
 
 @_nb.njit(cache=True)
@@ -295,29 +424,28 @@ def _wide_cols_parallel(src, col, cin, kh, kw, wp, dh, dw):
 
 
 @_nb.njit(cache=True)
-def _wide_epilogue(acc, b, y, n, wp, act, slope):
-    """y[n] = act(acc + b) on the valid columns of the wide rows (oy * wp + ox, ox < ow)."""
+def _wide_epilogue(acc, b, y, n, wp, o0, o1, act, slope):
+    """y[n, o0:o1] = act(acc + b) on the valid columns of the wide rows (oy * wp + ox, ox < ow)."""
     oh, ow = y.shape[2], y.shape[3]
     yf = y[n].reshape((y.shape[1] * oh * ow,))
-    for o in range(y.shape[1]):
-        bias = b[o]
-        r = acc[o]
+    for o in range(o0, o1):
         for oy in range(oh):
-            s0, d0 = oy * wp, (o * oh + oy) * ow
-            # One loop per common activation (a call per short row costs more than the row).
-            if act == ACT_RELU:
-                for i in range(ow):
-                    yf[d0 + i] = max(r[s0 + i] + bias, _knp.float32(0.0))
-            elif act == ACT_NONE:
-                for i in range(ow):
-                    yf[d0 + i] = r[s0 + i] + bias
-            else:
-                for i in range(ow):
-                    yf[d0 + i] = _act1(r[s0 + i] + bias, act, slope)
+            _row_bias_act(acc[o], oy * wp, yf, (o * oh + oy) * ow, ow, b[o], act, slope)
+
+
+@_nb.njit(cache=True, parallel=True)
+def _wide_gemm_parallel(w2, col, acc, b, y, n, wp, act, slope, tasks):
+    """The GEMM and epilogue of conv_wide_gemm in `tasks` blocks of output channels."""
+    m = w2.shape[0]
+    for t in _nb.prange(tasks):
+        m0, m1 = t * m // tasks, (t + 1) * m // tasks
+        if m1 > m0:
+            _knp.dot(w2[m0:m1], col, acc[m0:m1])
+            _wide_epilogue(acc, b, y, n, wp, m0, m1, act, slope)
 
 
 @_nb.njit(cache=True)
-def conv_wide_gemm(x, w, b, y, scratch, ph, pw, dh, dw, act, slope):
+def conv_wide_gemm(x, w, b, y, scratch, ph, pw, dh, dw, act, slope, threads):
     """Stride-1 ungrouped conv as one GEMM over wide rows: output (oy, ox) sits at oy * wp + ox of a
     "wide" row of L = (oh - 1) * wp + ow positions over the padded planes (wp wide), so im2col row
     (c, ky, kx) is one contiguous window of plane c (a long vectorised copy, not oh short ones), and the
@@ -339,12 +467,15 @@ def conv_wide_gemm(x, w, b, y, scratch, ph, pw, dh, dw, act, slope):
             _pad_planes(x, n, src, ph, pw)
         else:
             src = x[n].reshape((psize,))
-        if k * wl >= PARALLEL_MACS:
+        if _split(threads, k * wl):
             _wide_cols_parallel(src, col, cin, kh, kw, wp, dh, dw)
         else:
             _wide_cols(src, col, cin, kh, kw, wp, dh, dw)
-        _knp.dot(w2, col, acc)
-        _wide_epilogue(acc, b, y, n, wp, act, slope)
+        if _split(threads, cout * k * wl) and cout >= 2 * threads:
+            _wide_gemm_parallel(w2, col, acc, b, y, n, wp, act, slope, threads)
+        else:
+            _knp.dot(w2, col, acc)
+            _wide_epilogue(acc, b, y, n, wp, 0, cout, act, slope)
 
 
 @_nb.njit(cache=True)
@@ -430,10 +561,10 @@ def _dw_parallel(x, w, b, y, s, ph, pw, dh, dw, act, slope):
 
 
 @_nb.njit(cache=True)
-def conv_depthwise(x, w, b, y, s, ph, pw, dh, dw, act, slope):
+def conv_depthwise(x, w, b, y, s, ph, pw, dh, dw, act, slope, threads):
     """Depthwise conv (groups == channels in == channels out, the same stride both ways), channel by
     channel (_dw_channel), over threads when the work pays for the parallel region."""
-    if y.size * w.shape[2] * w.shape[3] >= PARALLEL_MACS:
+    if _split(threads, y.size * w.shape[2] * w.shape[3]):
         _dw_parallel(x, w, b, y, s, ph, pw, dh, dw, act, slope)
     else:
         _dw_range(x, w, b, y, 0, y.shape[0] * y.shape[1], s, ph, pw, dh, dw, act, slope)
@@ -552,89 +683,105 @@ def _wino_output(m, b, y, n, o, t0, ty0, ty1, tw, p, act, slope):
 
 
 @_nb.njit(cache=True)
-def _wino_task(x, u, b, y, scratch, n0, th, row0, row1, ph, pw, act, slope):
-    """Tile rows row0..row1-1 of a group of images (row = image * th + tile row), start to end: their input
-    transforms, the 36 GEMMs over their columns, their output transforms."""
-    cin, cout, tw = x.shape[1], y.shape[1], (y.shape[3] + 3) // 4
-    cols = (row1 - row0) * tw
-    v = scratch[: 36 * cin * cols].reshape((36, cin, cols))
-    m = scratch[36 * cin * cols : 36 * (cin + cout) * cols].reshape((36, cout, cols))
+def _wino_inputs(x, v, n0, th, rows, c0, c1, ph, pw):
+    """v[:, c0:c1] = the transformed input tiles of channels c0..c1-1, over `rows` tile rows of the images
+    from n0 on (row = image * th + tile row)."""
+    tw = v.shape[2] // rows
     r = _knp.empty((6, 4 * tw + 2), _knp.float32)
     z = _knp.empty((6, 4 * tw + 2), _knp.float32)
-    p = _knp.empty((6, 4, tw), _knp.float32)
-    for c in range(cin):
-        for row in range(row0, row1):
-            _wino_input(x, n0 + row // th, c, v, (row - row0) * tw, ph, pw, row % th, row % th + 1, tw, r, z)
-    for e in range(36):
-        _knp.dot(u[e], v[e], m[e])
-    for o in range(cout):
-        for row in range(row0, row1):
-            _wino_output(m, b, y, n0 + row // th, o, (row - row0) * tw, row % th, row % th + 1, tw, p, act, slope)
+    for c in range(c0, c1):
+        for row in range(rows):
+            _wino_input(x, n0 + row // th, c, v, row * tw, ph, pw, row % th, row % th + 1, tw, r, z)
 
 
 @_nb.njit(cache=True)
-def conv_winograd(x, u, b, y, scratch, ph, pw, act, slope, images=1):
+def _wino_outputs(m, b, y, n0, th, rows, o0, o1, act, slope):
+    """y[:, o0:o1] of the images from n0 on, from the products m (laid out as _wino_inputs lays out v)."""
+    tw = m.shape[2] // rows
+    p = _knp.empty((6, 4, tw), _knp.float32)
+    for o in range(o0, o1):
+        for row in range(rows):
+            _wino_output(m, b, y, n0 + row // th, o, row * tw, row % th, row % th + 1, tw, p, act, slope)
+
+
+@_nb.njit(cache=True, parallel=True)
+def _wino_parallel(x, u, v, m, b, y, n0, th, rows, ph, pw, act, slope, tasks):
+    """conv_winograd's three phases, each in `tasks` parts: input channels, the 36 GEMMs, output channels."""
+    cin, cout = v.shape[1], m.shape[1]
+    for t in _nb.prange(tasks):
+        _wino_inputs(x, v, n0, th, rows, t * cin // tasks, (t + 1) * cin // tasks, ph, pw)
+    for t in _nb.prange(tasks):
+        for e in range(t * 36 // tasks, (t + 1) * 36 // tasks):
+            _knp.dot(u[e], v[e], m[e])
+    for t in _nb.prange(tasks):
+        _wino_outputs(m, b, y, n0, th, rows, t * cout // tasks, (t + 1) * cout // tasks, act, slope)
+
+
+@_nb.njit(cache=True)
+def conv_winograd(x, u, b, y, scratch, threads, ph, pw, act, slope, images=1):
     """y = act(conv3x3(x, w) + b), stride 1, by Winograd F(4x4, 3x3); u = winograd_weights(w). The tiles of
     `images` images go through each of the 36 GEMMs together (small maps give BLAS too few columns alone).
-    Only BLAS runs threaded: on the 2-core machine measured, splitting the transforms over a parallel region
-    (~0.1 ms each) or running whole tile-row tasks side by side (two BLAS calls at once) was slower."""
-    th = (y.shape[2] + 3) // 4
+    With threads > 1 each phase is split over them (whole GEMMs per thread, BLAS on one thread each)."""
+    cin, cout, tw, th = x.shape[1], y.shape[1], (y.shape[3] + 3) // 4, (y.shape[2] + 3) // 4
     for n0 in range(0, x.shape[0], images):
         rows = min(images, x.shape[0] - n0) * th
-        _wino_task(x, u, b, y, scratch, n0, th, 0, rows, ph, pw, act, slope)
+        cols = rows * tw
+        v = scratch[: 36 * cin * cols].reshape((36, cin, cols))
+        m = scratch[36 * cin * cols : 36 * (cin + cout) * cols].reshape((36, cout, cols))
+        if threads > 1:
+            _wino_parallel(x, u, v, m, b, y, n0, th, rows, ph, pw, act, slope, threads)
+        else:
+            _wino_inputs(x, v, n0, th, rows, 0, cin, ph, pw)
+            for e in range(36):
+                _knp.dot(u[e], v[e], m[e])
+            _wino_outputs(m, b, y, n0, th, rows, 0, cout, act, slope)
+
+
+@_nb.njit(cache=True, inline="always")
+def _row_bias_act(src, s0, dst, d0, count, bias, act, slope):
+    """dst[d0 : d0 + count] = act(src[s0 : s0 + count] + bias), one loop per common activation (a call to
+    activate() per short row cost more than the row on MobileNet's 7x7 and 14x14 maps)."""
+    if act == ACT_RELU:
+        for i in range(count):
+            dst[d0 + i] = max(src[s0 + i] + bias, _knp.float32(0.0))
+    elif act == ACT_RELU6:
+        for i in range(count):
+            dst[d0 + i] = min(max(src[s0 + i] + bias, _knp.float32(0.0)), _knp.float32(6.0))
+    elif act == ACT_NONE:
+        for i in range(count):
+            dst[d0 + i] = src[s0 + i] + bias
+    else:
+        for i in range(count):
+            dst[d0 + i] = _act1(src[s0 + i] + bias, act, slope)
 
 
 @_nb.njit(cache=True)
 def _bias_act(y2, b, act, slope):
-    """y2[o] = act(y2[o] + b[o]) in one pass, one loop per common activation (on MobileNet's 7x7 and 14x14
-    maps an activation call per short row cost more than the row)."""
+    """y2[o] = act(y2[o] + b[o]) in place; nothing for an empty b (_NO_BIAS)."""
+    if b.size == 0:
+        return
     for o in range(y2.shape[0]):
-        row = y2[o]
-        bias = b[o]
-        if act == ACT_RELU:
-            for i in range(row.size):
-                row[i] = max(row[i] + bias, _knp.float32(0.0))
-        elif act == ACT_RELU6:
-            for i in range(row.size):
-                row[i] = min(max(row[i] + bias, _knp.float32(0.0)), _knp.float32(6.0))
-        elif act == ACT_NONE:
-            for i in range(row.size):
-                row[i] += bias
-        else:
-            for i in range(row.size):
-                row[i] = _act1(row[i] + bias, act, slope)
+        _row_bias_act(y2[o], 0, y2[o], 0, y2.shape[1], b[o], act, slope)
 
 
 @_nb.njit(cache=True)
-def conv2d(x, w, b, y, scratch, groups, sh, sw, ph, pw, dh, dw, method, act, slope):
+def conv2d(x, w, b, y, scratch, threads, groups, sh, sw, ph, pw, dh, dw, method, act, slope):
     """y = act(conv(x, w) + b). method: CONV_GEMM im2col + BLAS (groups 1), CONV_WGEMM wide-row im2col +
     BLAS (stride 1, groups 1), CONV_DW depthwise by wide rows (groups == channels, sh == sw), CONV_DIRECT
-    the direct blocked kernel (any conv)."""
+    the direct blocked kernel (any conv). Big layers split over `threads`."""
     n_img, cout = y.shape[0], y.shape[1]
     oh, ow = y.shape[2], y.shape[3]
     if method == CONV_WGEMM:
-        conv_wide_gemm(x, w, b, y, scratch, ph, pw, dh, dw, act, slope)
+        conv_wide_gemm(x, w, b, y, scratch, ph, pw, dh, dw, act, slope, threads)
         return
     if method == CONV_DW:
-        conv_depthwise(x, w, b, y, sh, ph, pw, dh, dw, act, slope)
+        conv_depthwise(x, w, b, y, sh, ph, pw, dh, dw, act, slope, threads)
         return
     if method == CONV_GEMM:
-        cin, kh, kw = w.shape[1], w.shape[2], w.shape[3]
-        k = cin * kh * kw
-        w2 = w.reshape((cout, k))
-        pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
-        for n in range(n_img):
-            y2 = y[n].reshape((cout, oh * ow))
-            if pointwise:
-                _knp.dot(w2, x[n].reshape((cin, oh * ow)), y2)
-            else:
-                col = scratch[: k * oh * ow].reshape((k, oh * ow))
-                _im2col(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-                _knp.dot(w2, col, y2)
-            _bias_act(y2, b, act, slope)
+        conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope)
         return
     macs = n_img * cout * oh * ow * w.shape[1] * w.shape[2] * w.shape[3]
-    if macs >= PARALLEL_MACS:
+    if _split(threads, macs):
         _direct_parallel(x, w, b, y, groups, sh, sw, ph, pw, dh, dw, act, slope)
         return
     blocks = (cout // groups + _OC_BLOCK - 1) // _OC_BLOCK
@@ -645,14 +792,32 @@ def conv2d(x, w, b, y, scratch, groups, sh, sw, ph, pw, dh, dw, method, act, slo
 
 
 @_nb.njit(cache=True)
-def linear(x, wt, b, y, act, slope):
-    """y = act(x @ wt + b) with wt the (in, out) transposed fc weight."""
-    _knp.dot(x, wt, y)
+def _linear_block(x, w, b, y, o0, o1, act, slope):
+    """y[:, o0:o1] = act(x @ w[o0:o1].T + b[o0:o1]): w's rows are contiguous, x.T is BLAS's transpose."""
+    block = _knp.empty((o1 - o0, x.shape[0]), _knp.float32)
+    _knp.dot(w[o0:o1], x.T, block)
     for n in range(y.shape[0]):
-        row = y[n]
-        for o in range(row.size):
-            row[o] += b[o]
+        row = y[n, o0:o1]
+        for o in range(o1 - o0):
+            row[o] = block[o, n] + b[o0 + o]
         activate(row, act, slope)
+
+
+@_nb.njit(cache=True, parallel=True)
+def _linear_parallel(x, w, b, y, act, slope, tasks):
+    for t in _nb.prange(tasks):
+        o0, o1 = t * w.shape[0] // tasks, (t + 1) * w.shape[0] // tasks
+        if o1 > o0:
+            _linear_block(x, w, b, y, o0, o1, act, slope)
+
+
+@_nb.njit(cache=True)
+def linear(x, w, b, y, act, slope, threads):
+    """y = act(x @ w.T + b), w the (out, in) fc weight; big ones in blocks of outputs over threads."""
+    if _split(threads, x.shape[0] * w.size):
+        _linear_parallel(x, w, b, y, act, slope, threads)
+    else:
+        _linear_block(x, w, b, y, 0, w.shape[0], act, slope)
 
 
 @_nb.njit(cache=True)
@@ -887,7 +1052,7 @@ def layernorm(x, w, b, y, eps):
 
 
 @_nb.njit(cache=True)
-def conv_transpose2d(x, wt, b, y, scratch, kh, kw, sh, sw, ph, pw, dh, dw, act, slope):
+def conv_transpose2d(x, wt, b, y, scratch, threads, kh, kw, sh, sw, ph, pw, dh, dw, act, slope):
     """Transposed convolution (torch's ConvTranspose2d) of NCHW x; wt (groups, Cout/g * kh * kw, Cin/g) is
     each group's kernel transposed. Per image and group one BLAS product gives every tap's contribution
     of every input pixel (columns), which col2im adds into the output; then the bias and the activation."""
@@ -900,7 +1065,8 @@ def conv_transpose2d(x, wt, b, y, scratch, kh, kw, sh, sw, ph, pw, dh, dw, act, 
         for o in range(y.shape[1]):
             y[n, o, :, :] = b[o]
         for g in range(groups):
-            _knp.dot(wt[g], x[n, g * cin : (g + 1) * cin].reshape((cin, h * w)), cols)
+            xg = x[n, g * cin : (g + 1) * cin].reshape((cin, h * w))
+            gemm_bias_act(wt[g], xg, cols, _NO_BIAS, ACT_NONE, 0.0, threads)
             for k in range(og):
                 dst = y[n, g * og + k]
                 for ky in range(kh):
