@@ -10,7 +10,6 @@ import math as _kmath
 import numba as _nb
 import numpy as _knp
 
-
 # Activation codes: ACT_ and the op's name in the op table (the lowering stage emits them by that name);
 # `slope` is the op's one float parameter (leaky_relu's slope, elu's alpha).
 ACT_NONE, ACT_RELU, ACT_RELU6, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH = 0, 1, 2, 3, 4, 5
