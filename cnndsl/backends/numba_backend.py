@@ -49,6 +49,11 @@ WGEMM_MAX_COUT = 16
 # tiles) its transforms are pure overhead; 3-channel inputs (stems) lose 2x.
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_PIXELS = 7 * 7
+# Big kernels on small maps are bound by streaming the transformed kernels (512 channels: 38 MB a layer;
+# in ResNet-18 at batch 1, 3.4 ms a layer against 1.8 for im2col + GEMM), which pays only when several
+# images share the stream: such layers get both methods, picked by the batch size at run time.
+WINOGRAD_BIG_KERNELS = 256 * 256  # cin * cout beyond which a map under 16x16 needs a batch
+WINOGRAD_BIG_KERNEL_BATCH = 4
 WINOGRAD_GEMM_COLUMNS = 64  # images share each GEMM until it has this many tile columns (at most 8 images)
 
 
@@ -59,9 +64,9 @@ def winograd_images(oh: int, ow: int) -> int:
 
 
 def conv_method(cin: int, node: Node) -> str:
-    """Which conv2d method a layer gets: stride-1 depthwise convs (groups == channels in and out) the
-    depthwise wide-row kernel (2-3x the direct kernel on MobileNet's planes; at stride 2 it measured 10 %
-    slower, so those stay on the direct kernel); other grouped convs the direct kernel; stride-1 convs
+    """Which conv2d method a layer gets: depthwise convs (groups == channels in and out, one stride) the
+    depthwise wide-row kernel (1.7-2x the direct kernel on MobileNet's and EfficientNet's planes at stride
+    1, 1.1-1.6x at stride 2); other grouped convs the direct kernel; stride-1 convs
     bigger than 1x1 with short rows and few output channels the wide-row im2col + BLAS (one contiguous
     window copy per im2col row instead of one short copy per output row); the rest banded im2col + BLAS.
     Before all these, stride-1 3x3 convs with enough channels and pixels get Winograd F(4x4, 3x3) (see
@@ -72,7 +77,7 @@ def conv_method(cin: int, node: Node) -> str:
     if _winograd_pays(cin, node):
         return CONV_WINOGRAD
     if a["groups"] != 1:
-        return CONV_DW if a["groups"] == cin == node.shape[0] and sh == sw == 1 else CONV_DIRECT
+        return CONV_DW if a["groups"] == cin == node.shape[0] and sh == sw else CONV_DIRECT
     if a["stride"] == (1, 1) and (kh, kw) != (1, 1):
         cout, _, ow = node.shape
         if ow < WGEMM_MAX_WIDTH and cout <= WGEMM_MAX_COUT:
@@ -90,6 +95,12 @@ def _winograd_pays(cin: int, node: Node) -> bool:
     return oh * ow >= WINOGRAD_MIN_PIXELS
 
 
+def winograd_min_batch(cin: int, node: Node) -> int:
+    """The smallest batch at which a Winograd layer runs Winograd (below it, im2col + GEMM)."""
+    cout, oh, ow = node.shape
+    return WINOGRAD_BIG_KERNEL_BATCH if cin * cout > WINOGRAD_BIG_KERNELS and oh * ow < 16 * 16 else 1
+
+
 def conv_scratch(cin: int, in_hw: tuple[int, int], node: Node, method: str) -> int:
     """Floats of scratch (one image) conv2d needs for a layer."""
     a = node.attrs
@@ -97,7 +108,8 @@ def conv_scratch(cin: int, in_hw: tuple[int, int], node: Node, method: str) -> i
     (kh, kw), (ph, pw) = a["kernel"], a["pad"]
     if method == CONV_WINOGRAD:
         # the transformed tiles (36, cin, tiles) and their products (36, cout, tiles) of `images` images
-        return 36 * (cin + cout) * ((oh + 3) // 4) * ((ow + 3) // 4) * winograd_images(oh, ow)
+        wino = 36 * (cin + cout) * ((oh + 3) // 4) * ((ow + 3) // 4) * winograd_images(oh, ow)
+        return wino if winograd_min_batch(cin, node) == 1 else max(wino, conv_scratch(cin, in_hw, node, CONV_GEMM))
     if method == CONV_WGEMM:  # padded planes, wide im2col columns, the wide product
         hp, wp = in_hw[0] + 2 * ph, in_hw[1] + 2 * pw
         wl = (oh - 1) * wp + ow
@@ -212,19 +224,24 @@ def _conv(r: _Context, step: Step) -> None:
     method = conv_method(cin, node)
     r.scratch = max(r.scratch, conv_scratch(cin, r.shape(src)[1:], node, method))
     (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
-    if method == CONV_WINOGRAD:
-        u = r.weight((36, cout, cin), "winograd_weights(w)")
-        b = r.weight((cout,), "b")
-        y = r.output(step)
-        geometry = _geometry(ph=ph, pw=pw)
-        images = f", images={winograd_images(oh, ow)}" if winograd_images(oh, ow) > 1 else ""
-        r.fwd.append(f"conv_winograd({r.var[src]}, {u}, {b}, {y}, S, T, {geometry}, {_act_kw(step)}{images})")
-        return
-    w = r.weight((cout, cin // groups, kh, kw), "w")
+    min_batch = winograd_min_batch(cin, node) if method == CONV_WINOGRAD else 1
+    u = r.weight((36, cout, cin), "winograd_weights(w)") if method == CONV_WINOGRAD else None
+    w = r.weight((cout, cin // groups, kh, kw), "w") if u is None or min_batch > 1 else None
     b = r.weight((cout,), "b")
     y = r.output(step)
-    geometry = _geometry(groups=groups, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
-    r.fwd.append(f"conv2d({r.var[src]}, {w}, {b}, {y}, S, T, {geometry}, method={method}, {_act_kw(step)})")
+    if w is not None:
+        geometry = _geometry(groups=groups, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
+        gemm = CONV_GEMM if u is not None else method
+        conv = f"conv2d({r.var[src]}, {w}, {b}, {y}, S, T, {geometry}, method={gemm}, {_act_kw(step)})"
+    if u is None:
+        r.fwd.append(conv)
+        return
+    images = f", images={winograd_images(oh, ow)}" if winograd_images(oh, ow) > 1 else ""
+    wino = f"conv_winograd({r.var[src]}, {u}, {b}, {y}, S, T, {_geometry(ph=ph, pw=pw)}, {_act_kw(step)}{images})"
+    if min_batch == 1:
+        r.fwd.append(wino)
+    else:  # both kernels packed: the transformed ones pay only when this many images share their stream
+        r.fwd += [f"if n >= {min_batch}:", f"    {wino}", "else:", f"    {conv}"]
 
 
 def _fc(r: _Context, step: Step) -> None:
@@ -245,7 +262,7 @@ def _affine(r: _Context, step: Step) -> None:
     scale = r.weight((c,), "scale")
     shift = r.weight((c,), "shift")
     r.output(step)
-    r.fwd.append(f"scale_shift({r.view3(src)}, {scale}, {shift}, {r.view3(step.out)}, {_act(step)})")
+    r.fwd.append(f"scale_shift({r.view3(src)}, {scale}, {shift}, {r.view3(step.out)}, {_act(step)}, T)")
 
 
 def _view(r: _Context, step: Step) -> None:
@@ -277,7 +294,7 @@ def _binary(kernel: str, view: str):
         acc, y = as_view(inputs[0]), as_view(step.out)
         for k, other in enumerate(inputs[1:]):
             act = _act(step) if k == len(inputs) - 2 else "ACT_NONE, 0.0"
-            r.fwd.append(f"{kernel}({acc}, {as_view(other)}, {y}, {act})")
+            r.fwd.append(f"{kernel}({acc}, {as_view(other)}, {y}, {act}, T)")
             acc = y
 
     return emit
@@ -298,7 +315,8 @@ def _pool(kernel: str):
         (kh, kw), (sh, sw), (ph, pw) = a["kernel"], a["stride"], a["pad"]
         extra = f", include_pad={int(a['include_pad'])}" if "include_pad" in a.as_dict() else ""
         geometry = _geometry(kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw)
-        r.fwd.append(f"{kernel}({r.var[src]}, {y}, {geometry}{extra})")
+        threads = ", T" if kernel == "maxpool2d" else ""  # the one pool split over threads
+        r.fwd.append(f"{kernel}({r.var[src]}, {y}{threads}, {geometry}{extra})")
 
     return emit
 
@@ -306,7 +324,7 @@ def _pool(kernel: str):
 def _global_pool(is_max: int):
     def emit(r: _Context, step: Step) -> None:
         r.output(step)
-        r.fwd.append(f"global_pool({r.view3(step.node.inputs[0])}, {r.view3(step.out)}, {is_max})")
+        r.fwd.append(f"global_pool({r.view3(step.node.inputs[0])}, {r.view3(step.out)}, {is_max}, T)")
 
     return emit
 
@@ -357,7 +375,7 @@ def _layer_scale(r: _Context, step: Step) -> None:
     scale = r.weight((c,), f"weights[{quoted(node.name + '.scale')}]")
     zero = r.weight((c,), f"_knp.zeros({c}, _knp.float32)")
     r.output(step)
-    r.fwd.append(f"scale_shift({r.view3(src)}, {scale}, {zero}, {r.view3(step.out)}, {_act(step)})")
+    r.fwd.append(f"scale_shift({r.view3(src)}, {scale}, {zero}, {r.view3(step.out)}, {_act(step)}, T)")
 
 
 def _convt(r: _Context, step: Step) -> None:

@@ -10,6 +10,14 @@ import math as _kmath
 import numba as _nb
 import numpy as _knp
 
+
+def _jit(**options):
+    """numba.njit as every kernel here is compiled: cached, and with numpy's error model, where x / 0 is inf
+    as in torch. Python's model checks every float division for zero, and that branch keeps loops from
+    vectorising: tanh, sigmoid and SiLU ran 3.4x slower with it."""
+    return _nb.njit(cache=True, error_model="numpy", **options)
+
+
 # Activation codes: ACT_ and the op's name in the op table (the lowering stage emits them by that name);
 # `slope` is the op's one float parameter (leaky_relu's slope, elu's alpha).
 ACT_NONE, ACT_RELU, ACT_RELU6, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH = 0, 1, 2, 3, 4, 5
@@ -82,7 +90,7 @@ def threaded_call(forward, *args):
         blas[1](before)
 
 
-@_nb.njit(cache=True, inline="always")
+@_jit(inline="always")
 def _tanh(v):
     """float32 tanh as a rational function (Eigen's): a few ulp, branch-free, so loops vectorise."""
     v = min(max(v, _knp.float32(-7.90531110763549805)), _knp.float32(7.90531110763549805))
@@ -101,12 +109,12 @@ def _tanh(v):
     return v * p / q
 
 
-@_nb.njit(cache=True, inline="always")
+@_jit(inline="always")
 def _sigmoid(v):
     return _knp.float32(0.5) + _knp.float32(0.5) * _tanh(_knp.float32(0.5) * v)
 
 
-@_nb.njit(cache=True, inline="always")
+@_jit(inline="always")
 def _act1(v, act, slope):
     if act == ACT_RELU:
         return max(v, _knp.float32(0.0))
@@ -131,7 +139,7 @@ def _act1(v, act, slope):
     return v
 
 
-@_nb.njit(cache=True)
+@_jit()
 def act_copy(x, y, act, slope):
     """y = act(x) on flat float32 arrays (y may be x). One loop per activation, so each vectorises."""
     if act == ACT_RELU:
@@ -157,14 +165,51 @@ def act_copy(x, y, act, slope):
             y[i] = _act1(x[i], act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def activate(v, act, slope):
     """Apply an activation in place to a flat float32 array (the fused epilogue)."""
     if act != ACT_NONE:
         act_copy(v, v, act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit(inline="always")
+def _row_bias_act(src, s0, dst, d0, count, bias, act, slope):
+    """dst[d0 : d0 + count] = act(src[s0 : s0 + count] + bias), one loop per common activation, so that each
+    vectorises (a call to activate() per short row cost more than the row on MobileNet's 7x7 and 14x14
+    maps; SiLU through the generic branch cost 8x the 1x1 conv it ends, 16 -> 96 channels at 112x112)."""
+    if act == ACT_RELU:
+        for i in range(count):
+            dst[d0 + i] = max(src[s0 + i] + bias, _knp.float32(0.0))
+    elif act == ACT_RELU6:
+        for i in range(count):
+            dst[d0 + i] = min(max(src[s0 + i] + bias, _knp.float32(0.0)), _knp.float32(6.0))
+    elif act == ACT_NONE:
+        for i in range(count):
+            dst[d0 + i] = src[s0 + i] + bias
+    elif act == ACT_SILU:
+        for i in range(count):
+            dst[d0 + i] = _act1(src[s0 + i] + bias, ACT_SILU, slope)
+    elif act == ACT_HARDSWISH:
+        for i in range(count):
+            dst[d0 + i] = _act1(src[s0 + i] + bias, ACT_HARDSWISH, slope)
+    elif act == ACT_SIGMOID:
+        for i in range(count):
+            dst[d0 + i] = _act1(src[s0 + i] + bias, ACT_SIGMOID, slope)
+    else:
+        for i in range(count):
+            dst[d0 + i] = _act1(src[s0 + i] + bias, act, slope)
+
+
+@_jit()
+def _bias_act(y2, b, act, slope):
+    """y2[o] = act(y2[o] + b[o]) in place; nothing for an empty b (_NO_BIAS)."""
+    if b.size == 0:
+        return
+    for o in range(y2.shape[0]):
+        _row_bias_act(y2[o], 0, y2[o], 0, y2.shape[1], b[o], act, slope)
+
+
+@_jit()
 def _span(out, size, k, s, p, d):
     """The output positions [lo, hi) whose tap k reads inside the input."""
     off = k * d - p
@@ -173,13 +218,13 @@ def _span(out, size, k, s, p, d):
     return lo, max(lo, min(hi, out))
 
 
-@_nb.njit(cache=True, inline="always")
+@_jit(inline="always")
 def _split(threads, work):
     """Whether a kernel with this many multiply-adds (or copies) goes over threads."""
     return threads > 1 and work >= PARALLEL_MACS
 
 
-@_nb.njit(cache=True, parallel=True)
+@_jit(parallel=True)
 def _gemm_parallel(a, bm, c, bias, act, slope, tasks):
     """c = act(a @ bm + bias), c's rows (a's) in `tasks` contiguous blocks, each one BLAS call on one thread."""
     m = a.shape[0]
@@ -190,7 +235,7 @@ def _gemm_parallel(a, bm, c, bias, act, slope, tasks):
             _bias_act(c[m0:m1], bias[m0:m1], act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def gemm_bias_act(a, bm, c, bias, act, slope, threads):
     """c = act(a @ bm + bias) (bias per row of c), over threads when big enough."""
     if _split(threads, a.shape[0] * a.shape[1] * bm.shape[1]) and a.shape[0] >= 2 * threads:
@@ -200,7 +245,7 @@ def gemm_bias_act(a, bm, c, bias, act, slope, threads):
         _bias_act(c, bias, act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def _direct_task(x, w, b, y, n, g, ob, sh, sw, ph, pw, dh, dw, act, slope):
     """One image, one block of up to 4 output channels of group g, accumulated in place in y.
 
@@ -273,7 +318,7 @@ def _direct_task(x, w, b, y, n, g, ob, sh, sw, ph, pw, dh, dw, act, slope):
         act_copy(yf[y0 : y0 + nb * plane], yf[y0 : y0 + nb * plane], act, slope)
 
 
-@_nb.njit(cache=True, parallel=True)
+@_jit(parallel=True)
 def _direct_parallel(x, w, b, y, groups, sh, sw, ph, pw, dh, dw, act, slope):
     blocks = (y.shape[1] // groups + _OC_BLOCK - 1) // _OC_BLOCK
     tasks = y.shape[0] * groups * blocks
@@ -282,7 +327,7 @@ def _direct_parallel(x, w, b, y, groups, sh, sw, ph, pw, dh, dw, act, slope):
         _direct_task(x, w, b, y, n, rest // blocks, rest % blocks, sh, sw, ph, pw, dh, dw, act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def _im2col_band(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow):
     """col (cin kh kw, (oy1 - oy0) ow): row (c, ky, kx) holds, for output rows oy0..oy1-1, the input pixel
     each output pixel sees through that tap (0 in padding)."""
@@ -312,7 +357,7 @@ def _im2col_band(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow):
                             cf[d + lo + i] = xf[src + i * sw]
 
 
-@_nb.njit(cache=True)
+@_jit()
 def _gemm_band(x, w2, b, y, n, scratch, oy0, oy1, kh, kw, sh, sw, ph, pw, dh, dw, act, slope):
     """Output rows oy0..oy1-1 of image n by im2col + one GEMM, bias and activation written into y.
     scratch: the band's own (cin kh kw + cout) x (oy1 - oy0) ow floats, columns then product; a 1x1
@@ -344,7 +389,7 @@ def _gemm_band(x, w2, b, y, n, scratch, oy0, oy1, kh, kw, sh, sw, ph, pw, dh, dw
         _row_bias_act(acc[o], 0, yf, o * plane + p0, cols, b[o], act, slope)
 
 
-@_nb.njit(cache=True, parallel=True)
+@_jit(parallel=True)
 def _gemm_bands_parallel(x, w2, b, y, n, scratch, bands, kh, kw, sh, sw, ph, pw, dh, dw, act, slope):
     oh, ow, rows = y.shape[2], y.shape[3], w2.shape[0] + w2.shape[1]
     for i in _nb.prange(bands):
@@ -353,7 +398,7 @@ def _gemm_bands_parallel(x, w2, b, y, n, scratch, bands, kh, kw, sh, sw, ph, pw,
         _gemm_band(x, w2, b, y, n, region, oy0, oy1, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope):
     """Ungrouped conv as im2col + GEMM, in bands of output rows: each band's columns stay in cache between
     im2col and GEMM, and the bands are the tasks over threads (each one BLAS call on its own columns: no
@@ -375,7 +420,7 @@ def conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope):
                 _gemm_band(x, w2, b, y, n, region, oy0, oy1, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def _pad_planes(x, n, src, ph, pw):
     """Image n of x into src, (cin, h + 2 ph, w + 2 pw) zero-padded planes."""
     cin, h, wd = x.shape[1], x.shape[2], x.shape[3]
@@ -395,7 +440,7 @@ def _pad_planes(x, n, src, ph, pw):
                 dst[i] = xs[i]
 
 
-@_nb.njit(cache=True)
+@_jit()
 def _wide_cols_channel(src, col, c, kh, kw, wp, dh, dw):
     """Rows (c, ky, kx) of the wide im2col matrix: each one contiguous window of the padded plane c."""
     plane = src.size // (col.shape[0] // (kh * kw))
@@ -409,20 +454,20 @@ def _wide_cols_channel(src, col, c, kh, kw, wp, dh, dw):
                 dst[i] = xs[i]
 
 
-@_nb.njit(cache=True)
+@_jit()
 def _wide_cols(src, col, cin, kh, kw, wp, dh, dw):
     """Every row of the wide im2col matrix, one channel after another (the serial _wide_cols_parallel)."""
     for c in range(cin):
         _wide_cols_channel(src, col, c, kh, kw, wp, dh, dw)
 
 
-@_nb.njit(cache=True, parallel=True)
+@_jit(parallel=True)
 def _wide_cols_parallel(src, col, cin, kh, kw, wp, dh, dw):
     for c in _nb.prange(cin):
         _wide_cols_channel(src, col, c, kh, kw, wp, dh, dw)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def _wide_epilogue(acc, b, y, n, wp, o0, o1, act, slope):
     """y[n, o0:o1] = act(acc + b) on the valid columns of the wide rows (oy * wp + ox, ox < ow)."""
     oh, ow = y.shape[2], y.shape[3]
@@ -432,7 +477,7 @@ def _wide_epilogue(acc, b, y, n, wp, o0, o1, act, slope):
             _row_bias_act(acc[o], oy * wp, yf, (o * oh + oy) * ow, ow, b[o], act, slope)
 
 
-@_nb.njit(cache=True, parallel=True)
+@_jit(parallel=True)
 def _wide_gemm_parallel(w2, col, acc, b, y, n, wp, act, slope, tasks):
     """The GEMM and epilogue of conv_wide_gemm in `tasks` blocks of output channels."""
     m = w2.shape[0]
@@ -443,7 +488,7 @@ def _wide_gemm_parallel(w2, col, acc, b, y, n, wp, act, slope, tasks):
             _wide_epilogue(acc, b, y, n, wp, m0, m1, act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def conv_wide_gemm(x, w, b, y, scratch, ph, pw, dh, dw, act, slope, threads):
     """Stride-1 ungrouped conv as one GEMM over wide rows: output (oy, ox) sits at oy * wp + ox of a
     "wide" row of L = (oh - 1) * wp + ow positions over the padded planes (wp wide), so im2col row
@@ -477,7 +522,7 @@ def conv_wide_gemm(x, w, b, y, scratch, ph, pw, dh, dw, act, slope, threads):
             _wide_epilogue(acc, b, y, n, wp, 0, cout, act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def _dw_geometry(h, wd, oh, ow, s, ph, pw):
     """Phase planes of a depthwise conv with stride s: (h + 2 ph) x (w + 2 pw) padded input split into s x s
     planes of hs x ws (rows and columns by their index mod s); wide rows of wl positions; scratch floats."""
@@ -486,7 +531,13 @@ def _dw_geometry(h, wd, oh, ow, s, ph, pw):
     return hs, ws, wl, s * s * hs * ws + wl
 
 
-@_nb.njit(cache=True, fastmath={"contract"})
+@_jit(inline="always")
+def _dw_tap(ry, rx, s, hs, ws):
+    """Where tap (ry, rx) of a depthwise kernel (dilation applied) starts reading its phase plane."""
+    return ((ry % s) * s + rx % s) * hs * ws + (ry // s) * ws + rx // s
+
+
+@_jit(fastmath={"contract"})
 def _dw_channel(x, w, b, y, n, c, buf, s, ph, pw, dh, dw, act, slope):
     """One channel of a depthwise conv by wide rows. The zero-padded input is split into s x s phase planes
     (padded row r and column q go to plane (r % s, q % s) at (r // s, q // s); for stride 1, the one padded
@@ -521,28 +572,26 @@ def _dw_channel(x, w, b, y, n, c, buf, s, ph, pw, dh, dw, act, slope):
         for i in range(cl):
             a[i] = bias
         for ky in range(kh):
+            ry = ky * dh
+            if kw == 3:  # a kernel row's three taps in one pass: a third of the accumulator traffic
+                x0 = planes[_dw_tap(ry, 0, s, hs, ws) + p0 :]
+                x1 = planes[_dw_tap(ry, dw, s, hs, ws) + p0 :]
+                x2 = planes[_dw_tap(ry, 2 * dw, s, hs, ws) + p0 :]
+                w0, w1, w2 = w[c, 0, ky, 0], w[c, 0, ky, 1], w[c, 0, ky, 2]
+                for i in range(cl):
+                    a[i] += w0 * x0[i] + w1 * x1[i] + w2 * x2[i]
+                continue
             for kx in range(kw):
                 wk = w[c, 0, ky, kx]
-                ry, rx = ky * dh, kx * dw
-                off = ((ry % s) * s + rx % s) * hs * ws + (ry // s) * ws + rx // s + p0
-                xs = planes[off : off + cl]
+                xs = planes[_dw_tap(ry, kx * dw, s, hs, ws) + p0 :]
                 for i in range(cl):
                     a[i] += wk * xs[i]
     yf = y[n, c].reshape((oh * ow,))
-    for oy in range(oh):
-        s0, d0 = oy * ws, oy * ow
-        if act == ACT_RELU6:
-            for i in range(ow):
-                yf[d0 + i] = min(max(acc[s0 + i], _knp.float32(0.0)), _knp.float32(6.0))
-        elif act == ACT_RELU:
-            for i in range(ow):
-                yf[d0 + i] = max(acc[s0 + i], _knp.float32(0.0))
-        else:
-            for i in range(ow):
-                yf[d0 + i] = _act1(acc[s0 + i], act, slope)
+    for oy in range(oh):  # the bias is in acc already
+        _row_bias_act(acc, oy * ws, yf, oy * ow, ow, _knp.float32(0.0), act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def _dw_range(x, w, b, y, t0, t1, s, ph, pw, dh, dw, act, slope):
     """Tasks t0..t1 (image t // C, channel t % C) with one scratch buffer."""
     size = _dw_geometry(x.shape[2], x.shape[3], y.shape[2], y.shape[3], s, ph, pw)[3]
@@ -551,7 +600,7 @@ def _dw_range(x, w, b, y, t0, t1, s, ph, pw, dh, dw, act, slope):
         _dw_channel(x, w, b, y, t // y.shape[1], t % y.shape[1], buf, s, ph, pw, dh, dw, act, slope)
 
 
-@_nb.njit(cache=True, parallel=True)
+@_jit(parallel=True)
 def _dw_parallel(x, w, b, y, s, ph, pw, dh, dw, act, slope):
     tasks = y.shape[0] * y.shape[1]
     chunks = min(tasks, _DW_TASKS)  # not get_num_threads(): a ctypes global would make it uncacheable
@@ -559,11 +608,12 @@ def _dw_parallel(x, w, b, y, s, ph, pw, dh, dw, act, slope):
         _dw_range(x, w, b, y, k * tasks // chunks, (k + 1) * tasks // chunks, s, ph, pw, dh, dw, act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def conv_depthwise(x, w, b, y, s, ph, pw, dh, dw, act, slope, threads):
     """Depthwise conv (groups == channels in == channels out, the same stride both ways), channel by
-    channel (_dw_channel), over threads when the work pays for the parallel region."""
-    if _split(threads, y.size * w.shape[2] * w.shape[3]):
+    channel (_dw_channel), over threads when the work pays for the parallel region (counted 8x: per channel
+    and per multiply-add it costs about 8x what a GEMM does, so its splits pay 8x earlier)."""
+    if _split(threads, 8 * y.size * w.shape[2] * w.shape[3]):
         _dw_parallel(x, w, b, y, s, ph, pw, dh, dw, act, slope)
     else:
         _dw_range(x, w, b, y, 0, y.shape[0] * y.shape[1], s, ph, pw, dh, dw, act, slope)
@@ -595,7 +645,7 @@ def winograd_weights(w):
     return _knp.ascontiguousarray(u.reshape(36, w.shape[0], w.shape[1]), dtype=_knp.float32)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def _wino_input(x, n, c, v, t0, ph, pw, ty0, ty1, tw, r, z):
     """v[:, c, t0:] = B^T d B for the 6x6 input tiles d of tile rows ty0..ty1-1 of image n's channel c (tiles
     4 apart, zeros outside the map):
@@ -639,7 +689,7 @@ def _wino_input(x, n, c, v, t0, ph, pw, ty0, ty1, tw, r, z):
                 v5[t] = _F4 * d1 - _F5 * d3 + d5
 
 
-@_nb.njit(cache=True)
+@_jit()
 def _wino_output(m, b, y, n, o, t0, ty0, ty1, tw, p, act, slope):
     """y[n, o] = act(A^T M A + b) for the 4x4 tiles of tile rows ty0..ty1-1 (from m[:, o, t0:]), clipped at
     the map's edge: first along each tile's
@@ -681,7 +731,7 @@ def _wino_output(m, b, y, n, o, t0, ty0, ty1, tw, p, act, slope):
                 activate(row, act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def _wino_inputs(x, v, n0, th, rows, c0, c1, ph, pw):
     """v[:, c0:c1] = the transformed input tiles of channels c0..c1-1, over `rows` tile rows of the images
     from n0 on (row = image * th + tile row)."""
@@ -693,7 +743,7 @@ def _wino_inputs(x, v, n0, th, rows, c0, c1, ph, pw):
             _wino_input(x, n0 + row // th, c, v, row * tw, ph, pw, row % th, row % th + 1, tw, r, z)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def _wino_outputs(m, b, y, n0, th, rows, o0, o1, act, slope):
     """y[:, o0:o1] of the images from n0 on, from the products m (laid out as _wino_inputs lays out v)."""
     tw = m.shape[2] // rows
@@ -703,7 +753,7 @@ def _wino_outputs(m, b, y, n0, th, rows, o0, o1, act, slope):
             _wino_output(m, b, y, n0 + row // th, o, row * tw, row % th, row % th + 1, tw, p, act, slope)
 
 
-@_nb.njit(cache=True, parallel=True)
+@_jit(parallel=True)
 def _wino_parallel(x, u, v, m, b, y, n0, th, rows, ph, pw, act, slope, tasks):
     """conv_winograd's three phases, each in `tasks` parts: input channels, the 36 GEMMs, output channels."""
     cin, cout = v.shape[1], m.shape[1]
@@ -716,7 +766,7 @@ def _wino_parallel(x, u, v, m, b, y, n0, th, rows, ph, pw, act, slope, tasks):
         _wino_outputs(m, b, y, n0, th, rows, t * cout // tasks, (t + 1) * cout // tasks, act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def conv_winograd(x, u, b, y, scratch, threads, ph, pw, act, slope, images=1):
     """y = act(conv3x3(x, w) + b), stride 1, by Winograd F(4x4, 3x3); u = winograd_weights(w). The tiles of
     `images` images go through each of the 36 GEMMs together (small maps give BLAS too few columns alone).
@@ -736,34 +786,7 @@ def conv_winograd(x, u, b, y, scratch, threads, ph, pw, act, slope, images=1):
             _wino_outputs(m, b, y, n0, th, rows, 0, cout, act, slope)
 
 
-@_nb.njit(cache=True, inline="always")
-def _row_bias_act(src, s0, dst, d0, count, bias, act, slope):
-    """dst[d0 : d0 + count] = act(src[s0 : s0 + count] + bias), one loop per common activation (a call to
-    activate() per short row cost more than the row on MobileNet's 7x7 and 14x14 maps)."""
-    if act == ACT_RELU:
-        for i in range(count):
-            dst[d0 + i] = max(src[s0 + i] + bias, _knp.float32(0.0))
-    elif act == ACT_RELU6:
-        for i in range(count):
-            dst[d0 + i] = min(max(src[s0 + i] + bias, _knp.float32(0.0)), _knp.float32(6.0))
-    elif act == ACT_NONE:
-        for i in range(count):
-            dst[d0 + i] = src[s0 + i] + bias
-    else:
-        for i in range(count):
-            dst[d0 + i] = _act1(src[s0 + i] + bias, act, slope)
-
-
-@_nb.njit(cache=True)
-def _bias_act(y2, b, act, slope):
-    """y2[o] = act(y2[o] + b[o]) in place; nothing for an empty b (_NO_BIAS)."""
-    if b.size == 0:
-        return
-    for o in range(y2.shape[0]):
-        _row_bias_act(y2[o], 0, y2[o], 0, y2.shape[1], b[o], act, slope)
-
-
-@_nb.njit(cache=True)
+@_jit()
 def conv2d(x, w, b, y, scratch, threads, groups, sh, sw, ph, pw, dh, dw, method, act, slope):
     """y = act(conv(x, w) + b). method: CONV_GEMM im2col + BLAS (groups 1), CONV_WGEMM wide-row im2col +
     BLAS (stride 1, groups 1), CONV_DW depthwise by wide rows (groups == channels, sh == sw), CONV_DIRECT
@@ -790,7 +813,7 @@ def conv2d(x, w, b, y, scratch, threads, groups, sh, sw, ph, pw, dh, dw, method,
                 _direct_task(x, w, b, y, n, g, ob, sh, sw, ph, pw, dh, dw, act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def _linear_block(x, w, b, y, o0, o1, act, slope):
     """y[:, o0:o1] = act(x @ w[o0:o1].T + b[o0:o1]): w's rows are contiguous, x.T is BLAS's transpose."""
     block = _knp.empty((o1 - o0, x.shape[0]), _knp.float32)
@@ -802,7 +825,7 @@ def _linear_block(x, w, b, y, o0, o1, act, slope):
         activate(row, act, slope)
 
 
-@_nb.njit(cache=True, parallel=True)
+@_jit(parallel=True)
 def _linear_parallel(x, w, b, y, act, slope, tasks):
     for t in _nb.prange(tasks):
         o0, o1 = t * w.shape[0] // tasks, (t + 1) * w.shape[0] // tasks
@@ -810,7 +833,7 @@ def _linear_parallel(x, w, b, y, act, slope, tasks):
             _linear_block(x, w, b, y, o0, o1, act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def linear(x, w, b, y, act, slope, threads):
     """y = act(x @ w.T + b), w the (out, in) fc weight; big ones in blocks of outputs over threads."""
     if _split(threads, x.shape[0] * w.size):
@@ -819,32 +842,46 @@ def linear(x, w, b, y, act, slope, threads):
         _linear_block(x, w, b, y, 0, w.shape[0], act, slope)
 
 
-@_nb.njit(cache=True)
-def _maxpool2x2(x, y):
+@_jit()
+def _maxpool2x2(x, y, p0, p1):
     """2x2 windows, stride 2, no padding, all inside the input: the common case, without clipping."""
-    for n in range(y.shape[0]):
-        for c in range(y.shape[1]):
-            src, dst = x[n, c], y[n, c]
-            for oy in range(y.shape[2]):
-                r0, r1, out = src[2 * oy], src[2 * oy + 1], dst[oy]
-                for ox in range(y.shape[3]):
-                    out[ox] = max(max(r0[2 * ox], r0[2 * ox + 1]), max(r1[2 * ox], r1[2 * ox + 1]))
+    for p in range(p0, p1):
+        src, dst = x[p // y.shape[1], p % y.shape[1]], y[p // y.shape[1], p % y.shape[1]]
+        for oy in range(y.shape[2]):
+            r0, r1, out = src[2 * oy], src[2 * oy + 1], dst[oy]
+            for ox in range(y.shape[3]):
+                out[ox] = max(max(r0[2 * ox], r0[2 * ox + 1]), max(r1[2 * ox], r1[2 * ox + 1]))
 
 
-@_nb.njit(cache=True)
-def maxpool2d(x, y, kh, kw, sh, sw, ph, pw):
-    """Windows clipped to the input (padding never wins a max); ceil mode is in y's shape."""
+@_jit()
+def _maxpool_planes(x, y, kh, kw, sh, sw, ph, pw, p0, p1):
     h, wd = x.shape[2], x.shape[3]
     if (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0) and 2 * y.shape[2] <= h and 2 * y.shape[3] <= wd:
-        _maxpool2x2(x, y)
+        _maxpool2x2(x, y, p0, p1)
         return
     colmax = _knp.empty(wd, _knp.float32)
-    for n in range(y.shape[0]):
-        for c in range(y.shape[1]):
-            _maxpool_plane(x[n, c], y[n, c], kh, kw, sh, sw, ph, pw, colmax)
+    for p in range(p0, p1):
+        n, c = p // y.shape[1], p % y.shape[1]
+        _maxpool_plane(x[n, c], y[n, c], kh, kw, sh, sw, ph, pw, colmax)
 
 
-@_nb.njit(cache=True)
+@_jit(parallel=True)
+def _maxpool_parallel(x, y, kh, kw, sh, sw, ph, pw, tasks):
+    planes = y.shape[0] * y.shape[1]
+    for t in _nb.prange(tasks):
+        _maxpool_planes(x, y, kh, kw, sh, sw, ph, pw, t * planes // tasks, (t + 1) * planes // tasks)
+
+
+@_jit()
+def maxpool2d(x, y, threads, kh, kw, sh, sw, ph, pw):
+    """Windows clipped to the input (padding never wins a max); ceil mode is in y's shape."""
+    if _split(threads, 16 * x.size):
+        _maxpool_parallel(x, y, kh, kw, sh, sw, ph, pw, threads)
+    else:
+        _maxpool_planes(x, y, kh, kw, sh, sw, ph, pw, 0, y.shape[0] * y.shape[1])
+
+
+@_jit()
 def _maxpool_plane(src, dst, kh, kw, sh, sw, ph, pw, colmax):
     """Separably: the max down each window's rows over the whole width, then across each window's
     columns, one vectorised pass per tap (3x faster than window by window on ResNet's 3x3 stride-2 stem pool)."""
@@ -869,7 +906,7 @@ def _maxpool_plane(src, dst, kh, kw, sh, sw, ph, pw, colmax):
                 out[ox] = max(out[ox], colmax[ox * sw + off])
 
 
-@_nb.njit(cache=True)
+@_jit()
 def avgpool2d(x, y, kh, kw, sh, sw, ph, pw, include_pad):
     """torch's avg_pool2d divisor: windows clipped at input+padding, or at the input without include_pad."""
     h, wd = x.shape[2], x.shape[3]
@@ -893,7 +930,7 @@ def avgpool2d(x, y, kh, kw, sh, sw, ph, pw, include_pad):
                     y[n, c, oy, ox] = s / (dy * dx)
 
 
-@_nb.njit(cache=True)
+@_jit()
 def adaptive_avgpool2d(x, y):
     h, wd = x.shape[2], x.shape[3]
     oh, ow = y.shape[2], y.shape[3]
@@ -911,56 +948,124 @@ def adaptive_avgpool2d(x, y):
                     y[n, c, oy, ox] = s / ((y1 - y0) * (x1 - x0))
 
 
-@_nb.njit(cache=True)
-def global_pool(x, y, is_max):
-    """(N, C, HW) -> (N, C, 1): mean or max over positions."""
-    for n in range(x.shape[0]):
-        for c in range(x.shape[1]):
-            src = x[n, c]
-            if is_max:
-                m = -_knp.inf
-                for i in range(src.size):
-                    m = max(m, src[i])
-                y[n, c, 0] = m
-            else:
-                s = 0.0
-                for i in range(src.size):
-                    s += src[i]
-                y[n, c, 0] = s / src.size
-
-
-@_nb.njit(cache=True)
-def scale_shift(x, scale, shift, y, act, slope):
-    """Batch norm from running statistics, as y = x * scale[c] + shift[c], on (N, C, HW)."""
-    for n in range(x.shape[0]):
-        for c in range(x.shape[1]):
-            src, dst = x[n, c], y[n, c]
-            a, b = scale[c], shift[c]
+@_jit(fastmath={"reassoc"})
+def _pool_planes(x, y, is_max, p0, p1):
+    """Planes p0..p1-1 of global_pool (the sum reassociated, so that it vectorises)."""
+    for p in range(p0, p1):
+        src = x[p // x.shape[1], p % x.shape[1]]
+        if is_max:
+            m = -_knp.inf
             for i in range(src.size):
-                dst[i] = src[i] * a + b
-            activate(dst, act, slope)
+                m = max(m, src[i])
+            y[p // x.shape[1], p % x.shape[1], 0] = m
+        else:
+            s = 0.0
+            for i in range(src.size):
+                s += src[i]
+            y[p // x.shape[1], p % x.shape[1], 0] = s / src.size
 
 
-@_nb.njit(cache=True)
-def add2(a, b, y, act, slope):
-    """y = act(a + b) on flat arrays (y may alias a or b)."""
-    for i in range(y.size):
+@_jit(parallel=True)
+def _pool_parallel(x, y, is_max, tasks):
+    planes = x.shape[0] * x.shape[1]
+    for t in _nb.prange(tasks):
+        _pool_planes(x, y, is_max, t * planes // tasks, (t + 1) * planes // tasks)
+
+
+@_jit()
+def global_pool(x, y, is_max, threads):
+    """(N, C, HW) -> (N, C, 1): mean or max over positions."""
+    if _split(threads, 16 * x.size):
+        _pool_parallel(x, y, is_max, threads)
+    else:
+        _pool_planes(x, y, is_max, 0, x.shape[0] * x.shape[1])
+
+
+@_jit()
+def _scale_shift_planes(x, scale, shift, y, act, slope, p0, p1):
+    for p in range(p0, p1):
+        n, c = p // x.shape[1], p % x.shape[1]
+        src, dst = x[n, c], y[n, c]
+        a, b = scale[c], shift[c]
+        for i in range(src.size):
+            dst[i] = src[i] * a + b
+        activate(dst, act, slope)
+
+
+@_jit(parallel=True)
+def _scale_shift_parallel(x, scale, shift, y, act, slope, tasks):
+    planes = x.shape[0] * x.shape[1]
+    for t in _nb.prange(tasks):
+        _scale_shift_planes(x, scale, shift, y, act, slope, t * planes // tasks, (t + 1) * planes // tasks)
+
+
+@_jit()
+def scale_shift(x, scale, shift, y, act, slope, threads):
+    """Batch norm from running statistics, as y = x * scale[c] + shift[c], on (N, C, HW)."""
+    if _split(threads, 16 * x.size):
+        _scale_shift_parallel(x, scale, shift, y, act, slope, threads)
+    else:
+        _scale_shift_planes(x, scale, shift, y, act, slope, 0, x.shape[0] * x.shape[1])
+
+
+@_jit()
+def _add_range(a, b, y, act, slope, i0, i1):
+    for i in range(i0, i1):
         y[i] = a[i] + b[i]
-    activate(y, act, slope)
+    activate(y[i0:i1], act, slope)
 
 
-@_nb.njit(cache=True)
-def mul2(a, b, y, act, slope):
-    """y = act(a * b) on (N, C, HW) views; an operand with HW == 1 broadcasts over positions."""
-    for n in range(y.shape[0]):
-        for c in range(y.shape[1]):
-            ra, rb, dst = a[n, c], b[n, c], y[n, c]
+@_jit(parallel=True)
+def _add_parallel(a, b, y, act, slope, tasks):
+    for t in _nb.prange(tasks):
+        _add_range(a, b, y, act, slope, t * y.size // tasks, (t + 1) * y.size // tasks)
+
+
+@_jit()
+def add2(a, b, y, act, slope, threads):
+    """y = act(a + b) on flat arrays (y may alias a or b)."""
+    if _split(threads, 16 * y.size):
+        _add_parallel(a, b, y, act, slope, threads)
+    else:
+        _add_range(a, b, y, act, slope, 0, y.size)
+
+
+@_jit()
+def _mul_planes(a, b, y, act, slope, p0, p1):
+    for p in range(p0, p1):
+        n, c = p // y.shape[1], p % y.shape[1]
+        ra, rb, dst = a[n, c], b[n, c], y[n, c]
+        if rb.size == 1:  # a squeeze-and-excitation gate: one loop per case, so that each vectorises
+            g = rb[0]
             for i in range(dst.size):
-                dst[i] = ra[i if ra.size > 1 else 0] * rb[i if rb.size > 1 else 0]
-            activate(dst, act, slope)
+                dst[i] = ra[i] * g
+        elif ra.size == 1:
+            g = ra[0]
+            for i in range(dst.size):
+                dst[i] = g * rb[i]
+        else:
+            for i in range(dst.size):
+                dst[i] = ra[i] * rb[i]
+        activate(dst, act, slope)
 
 
-@_nb.njit(cache=True)
+@_jit(parallel=True)
+def _mul_parallel(a, b, y, act, slope, tasks):
+    planes = y.shape[0] * y.shape[1]
+    for t in _nb.prange(tasks):
+        _mul_planes(a, b, y, act, slope, t * planes // tasks, (t + 1) * planes // tasks)
+
+
+@_jit()
+def mul2(a, b, y, act, slope, threads):
+    """y = act(a * b) on (N, C, HW) views; an operand with HW == 1 broadcasts over positions."""
+    if _split(threads, 16 * y.size):
+        _mul_parallel(a, b, y, act, slope, threads)
+    else:
+        _mul_planes(a, b, y, act, slope, 0, y.shape[0] * y.shape[1])
+
+
+@_jit()
 def copy_channels(x, y, c0):
     """Concatenation: x (N, C, HW) into channels c0.. of y (N, C', HW)."""
     for n in range(x.shape[0]):
@@ -968,7 +1073,7 @@ def copy_channels(x, y, c0):
             y[n, c0 + c, :] = x[n, c, :]
 
 
-@_nb.njit(cache=True)
+@_jit()
 def softmax(x, y):
     """Softmax over dim 1 of (N, C, HW)."""
     for n in range(x.shape[0]):
@@ -986,7 +1091,7 @@ def softmax(x, y):
 
 
 # ---- channel rearrangement, resampling, normalisation (ConvNeXt, ShuffleNet, dense prediction) ----------
-@_nb.njit(cache=True)
+@_jit()
 def gather(x, y, c0, groups, h0, w0):
     """y[n, c, i, j] = x[n, src(c), h0 + i, w0 + j] on NCHW arrays, where src(c) = c0 + (c % g) * (C' / g) + c // g:
     a channel slice (g = 1), a channel shuffle (c0 = 0) or a crop (offsets h0, w0)."""
@@ -998,7 +1103,7 @@ def gather(x, y, c0, groups, h0, w0):
                 y[n, c, i, :] = x[n, src, h0 + i, w0 : w0 + y.shape[3]]
 
 
-@_nb.njit(cache=True, inline="always")
+@_jit(inline="always")
 def _source_index(o, ratio, size, bilinear, align_corners):
     """torch's source index along one axis for output index o, in float32 as its CPU kernels: (i0, i1, w1)."""
     r, t = _knp.float32(ratio), _knp.float32(o)
@@ -1013,7 +1118,7 @@ def _source_index(o, ratio, size, bilinear, align_corners):
     return i0, i1, _knp.float32(real - _knp.float32(i0))
 
 
-@_nb.njit(cache=True)
+@_jit()
 def upsample2d(x, y, rh, rw, bilinear, align_corners):
     """Nearest or bilinear upsampling of NCHW x into y (torch's F.interpolate); rh, rw input pixels per output."""
     h, w = x.shape[2], x.shape[3]
@@ -1031,7 +1136,7 @@ def upsample2d(x, y, rh, rw, bilinear, align_corners):
                         y[n, c, i, j] = x[n, c, a0, b0]
 
 
-@_nb.njit(cache=True)
+@_jit()
 def layernorm(x, w, b, y, eps):
     """Layer norm over the channels of each position of (N, C, HW) x (biased variance, as torch)."""
     c_n = x.shape[1]
@@ -1050,7 +1155,7 @@ def layernorm(x, w, b, y, eps):
                 y[n, c, i] = (x[n, c, i] - m) * inv * w[c] + b[c]
 
 
-@_nb.njit(cache=True)
+@_jit()
 def conv_transpose2d(x, wt, b, y, scratch, threads, kh, kw, sh, sw, ph, pw, dh, dw, act, slope):
     """Transposed convolution (torch's ConvTranspose2d) of NCHW x; wt (groups, Cout/g * kh * kw, Cin/g) is
     each group's kernel transposed. Per image and group one BLAS product gives every tap's contribution
