@@ -31,6 +31,7 @@ _DW_CHUNK = 1024  # wide-row positions per pass of the depthwise kernel: the acc
 _DW_TASKS = 64  # channel ranges per parallel depthwise conv (each allocates one scratch plane)
 _LONG_ROW = 24  # rows at least this long are copied through views (vectorised); shorter ones by index
 _BAND_FLOATS = 1 << 17  # im2col floats per band of output rows (512 KB: a band's columns stay in L2)
+_BAND_COLUMNS = 512  # fewer output pixels per thread than this: conv_gemm splits output channels instead
 _NO_BIAS = _knp.zeros(0, _knp.float32)  # gemm_bias_act's bias when there is none (and no activation)
 
 
@@ -330,31 +331,56 @@ def _direct_parallel(x, w, b, y, groups, sh, sw, ph, pw, dh, dw, act, slope):
 @_jit()
 def _im2col_band(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow):
     """col (cin kh kw, (oy1 - oy0) ow): row (c, ky, kx) holds, for output rows oy0..oy1-1, the input pixel
-    each output pixel sees through that tap (0 in padding)."""
+    each output pixel sees through that tap (0 in padding). With a column stride, the input rows the band
+    reads are first split into their sw column phases (once per channel), so that every tap's copy is a
+    contiguous run of one phase instead of a strided gather."""
     cin, h, wd = x.shape[1], x.shape[2], x.shape[3]
     xf = x[n].reshape((cin * h * wd,))
     cf = col.reshape((col.size,))
     plane = (oy1 - oy0) * ow
+    r0, r1 = max(0, oy0 * sh - ph), min(h, (oy1 - 1) * sh - ph + (kh - 1) * dh + 1)
+    wq = (wd + sw - 1) // sw
+    phases = _knp.empty((sw, max(r1 - r0, 1), wq), _knp.float32)
     for c in range(cin):
+        if sw > 1:
+            for iy in range(r0, r1):
+                row = xf[(c * h + iy) * wd : (c * h + iy + 1) * wd]
+                for px in range(sw):
+                    dst = phases[px, iy - r0]
+                    for q in range((wd - px + sw - 1) // sw):
+                        dst[q] = row[q * sw + px]
         for ky in range(kh):
             oy_lo, oy_hi = _span(oy1, h, ky, sh, ph, dh)
             oy_lo = max(oy_lo, oy0)
             for kx in range(kw):
                 r = ((c * kh + ky) * kw + kx) * plane
                 lo, hi = _span(ow, wd, kx, sw, pw, dw)
-                off = kx * dw - pw
-                cf[r : r + plane] = 0.0
-                for oy in range(oy_lo, oy_hi):
+                x0 = kx * dw - pw + lo * sw  # the input column of the first output pixel inside the input
+                for oy in range(oy0, oy1):  # zeros only where the tap reads padding: each float written once
                     d = r + (oy - oy0) * ow
-                    src = (c * h + oy * sh - ph + ky * dh) * wd + off + lo * sw
-                    if sw == 1 and hi - lo >= _LONG_ROW:  # views indexed from 0 vectorise; they cost ~10 ns
-                        dst = cf[d + lo : d + hi]
-                        xs = xf[src : src + hi - lo]
+                    if oy < oy_lo or oy >= oy_hi:
+                        for i in range(ow):
+                            cf[d + i] = 0.0
+                        continue
+                    for i in range(lo):
+                        cf[d + i] = 0.0
+                    for i in range(hi, ow):
+                        cf[d + i] = 0.0
+                    d += lo
+                    iy = oy * sh - ph + ky * dh
+                    if sw > 1:
+                        xs = phases[x0 % sw, iy - r0, x0 // sw :]
+                        for i in range(hi - lo):
+                            cf[d + i] = xs[i]
+                    elif hi - lo >= _LONG_ROW:  # views indexed from 0 vectorise; they cost ~10 ns to make
+                        dst = cf[d : d + hi - lo]
+                        xs = xf[(c * h + iy) * wd + x0 :]
                         for i in range(hi - lo):
                             dst[i] = xs[i]
                     else:
+                        src = (c * h + iy) * wd + x0
                         for i in range(hi - lo):
-                            cf[d + lo + i] = xf[src + i * sw]
+                            cf[d + i] = xf[src + i]
 
 
 @_jit()
@@ -407,7 +433,18 @@ def conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope):
     w2 = w.reshape((cout, k))
     kh, kw = w.shape[2], w.shape[3]
     bands = min(oh, max(1, k * oh * ow // _BAND_FLOATS))
-    parallel = _split(threads, cout * k * oh * ow) and oh >= 2 * threads
+    parallel = _split(threads, cout * k * oh * ow)
+    if parallel and (oh < 2 * threads or oh * ow < _BAND_COLUMNS * threads):
+        # Few pixels: every band's GEMM would pack all the kernels for a handful of columns (512 channels at
+        # 7x7: 2.0 ms in two bands), so the threads split the output channels of one GEMM instead (1.5 ms).
+        for n in range(y.shape[0]):
+            col = scratch[: k * oh * ow].reshape((k, oh * ow))
+            if kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0:
+                col = x[n].reshape((k, oh * ow))
+            else:
+                _im2col_band(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, 0, oh, ow)
+            _gemm_parallel(w2, col, y[n].reshape((cout, oh * ow)), b, act, slope, threads)
+        return
     if parallel:
         bands = min(oh, threads * -(-bands // threads))
     for n in range(y.shape[0]):
