@@ -11,25 +11,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from numba_helpers import ATOL, RTOL, build_shared
+from test_winograd import WINOGRAD_ATOL
 
 import cnndsl
 from cnndsl import reference
 from cnndsl.reference import random_weights
 from cnndsl.runtime import numba_kernels as K
-from test_winograd import WINOGRAD_ATOL
 
 # Each line takes one of conv_gemm's parallel branches or another kernel's split (thresholds in
 # cnndsl/runtime/numba_kernels.py: PARALLEL_MACS, _BAND_COLUMNS).
 SPECS = {
     "bands": "input 3x96x96\nconv7x7(32, stride=2) -> bn -> relu -> maxpool3(stride=2, pad=1) -> conv1x1(64) -> relu6",
-    "channel_split": "input 256x14x14\nconv3x3(256, stride=2) -> relu -> conv1x1(512) -> gap -> fc(1000)",
+    "channel_split": "input 256x14x14\nconv3x3(256, stride=2) -> relu -> conv1x1(640) -> gap -> fc(1000)",
     "winograd": "input 32x40x40\nconv3x3(48) -> bn -> silu -> conv3x3(48) -> sigmoid",
     "depthwise": "input 64x56x56\nconv3x3(64, groups=64) -> relu6 -> conv5x5(64, stride=2, groups=64) -> hardswish",
     "elementwise": (
         "input 64x64x64\n"
         "tensor a = conv1x1(64)\n"
         "tensor g = a -> gap -> conv1x1(64) -> sigmoid\n"
-        "mul(a, g) -> bn -> add(a) -> relu -> avgpool2"
+        "tensor m = mul(a, g) -> bn\n"
+        "add(m, a) -> relu -> avgpool2"
     ),
 }
 
