@@ -155,7 +155,7 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
         if method == CONV_WINOGRAD:  # as the generated module calls it: weights transformed once, up front
             conv = model_module.conv_winograd
             u = model_module.winograd_weights(w)
-            nb_args = (x, u, b, y, scratch, ph, pw, 1, 0.0, winograd_images(*n.shape[1:]))
+            nb_args = (x, u, b, y, scratch, ph, pw, winograd_images(*n.shape[1:]), 1, 0.0)
         else:
             conv = model_module.conv2d
             nb_args = (x, w, b, y, scratch, 1, sh, sw, ph, pw, dh, dw, getattr(model_module, method), 1, 0.0)

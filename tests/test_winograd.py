@@ -56,7 +56,7 @@ def test_winograd_is_a_3x3_convolution_within_its_rounding(cin, cout, h, w, pad,
     oh, ow = h + 2 * pad - 2, w + 2 * pad - 2
     y = np.full((3, cout, oh, ow), np.nan, np.float32)
     scratch = np.empty(36 * (cin + cout) * ((oh + 3) // 4) * ((ow + 3) // 4) * images, np.float32)
-    K.conv_winograd(x, K.winograd_weights(wt), b, y, scratch, threads, pad, pad, getattr(K, act), 0.0, images)
+    K.conv_winograd(x, K.winograd_weights(wt), b, y, scratch, threads, pad, pad, images, getattr(K, act), 0.0)
     want, scale = _conv64(x, wt, b, pad)
     pre = y if act == "ACT_NONE" else None
     if act == "ACT_RELU":

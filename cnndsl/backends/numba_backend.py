@@ -207,6 +207,19 @@ def _fold_args(step: Step, table=None, cin: int = 0) -> str:
     return args if table is None else f"{args}, table={table}, in_channels={cin}"
 
 
+def _conv_kernel(method: str, a) -> tuple[str, str]:
+    """The kernel a conv method calls, and the geometry it takes as keywords. Each layer calls its method's
+    kernel directly (not conv2d's run-time switch), so that a network compiles only the kernels it uses."""
+    (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
+    if method == CONV_GEMM:
+        return "conv_gemm", _geometry(sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
+    if method == CONV_WGEMM:
+        return "conv_wide_gemm", _geometry(ph=ph, pw=pw, dh=dh, dw=dw)
+    if method == CONV_DW:
+        return "conv_depthwise", _geometry(s=sh, ph=ph, pw=pw, dh=dh, dw=dw)
+    return "conv_direct", _geometry(groups=a["groups"], sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
+
+
 def _conv(r: _Context, step: Step) -> None:
     node, a = step.node, step.node.attrs
     src = node.inputs[0]
@@ -223,21 +236,19 @@ def _conv(r: _Context, step: Step) -> None:
     r.pack.append(f"w, b = folded_weights(weights, {quoted(node.name)}{_fold_args(step, table, cin)})")
     method = conv_method(cin, node)
     r.scratch = max(r.scratch, conv_scratch(cin, r.shape(src)[1:], node, method))
-    (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
     min_batch = winograd_min_batch(cin, node) if method == CONV_WINOGRAD else 1
     u = r.weight((36, cout, cin), "winograd_weights(w)") if method == CONV_WINOGRAD else None
     w = r.weight((cout, cin // groups, kh, kw), "w") if u is None or min_batch > 1 else None
     b = r.weight((cout,), "b")
     y = r.output(step)
     if w is not None:
-        geometry = _geometry(groups=groups, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
-        gemm = CONV_GEMM if u is not None else method
-        conv = f"conv2d({r.var[src]}, {w}, {b}, {y}, S, T, {geometry}, method={gemm}, {_act_kw(step)})"
+        kernel, geometry = _conv_kernel(CONV_GEMM if u is not None else method, a)
+        conv = f"{kernel}({r.var[src]}, {w}, {b}, {y}, S, T, {geometry}, {_act_kw(step)})"
     if u is None:
         r.fwd.append(conv)
         return
-    images = f", images={winograd_images(oh, ow)}" if winograd_images(oh, ow) > 1 else ""
-    wino = f"conv_winograd({r.var[src]}, {u}, {b}, {y}, S, T, {_geometry(ph=ph, pw=pw)}, {_act_kw(step)}{images})"
+    geometry = _geometry(ph=a["pad"][0], pw=a["pad"][1], images=winograd_images(oh, ow))
+    wino = f"conv_winograd({r.var[src]}, {u}, {b}, {y}, S, T, {geometry}, {_act_kw(step)})"
     if min_batch == 1:
         r.fwd.append(wino)
     else:  # both kernels packed: the transformed ones pay only when this many images share their stream

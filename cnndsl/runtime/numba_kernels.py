@@ -173,32 +173,23 @@ def activate(v, act, slope):
         act_copy(v, v, act, slope)
 
 
-@_jit(inline="always")
+@_jit()
 def _row_bias_act(src, s0, dst, d0, count, bias, act, slope):
-    """dst[d0 : d0 + count] = act(src[s0 : s0 + count] + bias), one loop per common activation, so that each
-    vectorises (a call to activate() per short row cost more than the row on MobileNet's 7x7 and 14x14
-    maps; SiLU through the generic branch cost 8x the 1x1 conv it ends, 16 -> 96 channels at 112x112)."""
+    """dst[d0 : d0 + count] = act(src[s0 : s0 + count] + bias): relu and relu6 in the same pass, other
+    activations by act_copy's vectorised loops over the row (through _act1's generic branch SiLU cost 8x the
+    1x1 conv it ends; a loop per activation here as well doubled the kernels' cold compile)."""
     if act == ACT_RELU:
         for i in range(count):
             dst[d0 + i] = max(src[s0 + i] + bias, _knp.float32(0.0))
     elif act == ACT_RELU6:
         for i in range(count):
             dst[d0 + i] = min(max(src[s0 + i] + bias, _knp.float32(0.0)), _knp.float32(6.0))
-    elif act == ACT_NONE:
-        for i in range(count):
-            dst[d0 + i] = src[s0 + i] + bias
-    elif act == ACT_SILU:
-        for i in range(count):
-            dst[d0 + i] = _act1(src[s0 + i] + bias, ACT_SILU, slope)
-    elif act == ACT_HARDSWISH:
-        for i in range(count):
-            dst[d0 + i] = _act1(src[s0 + i] + bias, ACT_HARDSWISH, slope)
-    elif act == ACT_SIGMOID:
-        for i in range(count):
-            dst[d0 + i] = _act1(src[s0 + i] + bias, ACT_SIGMOID, slope)
     else:
         for i in range(count):
-            dst[d0 + i] = _act1(src[s0 + i] + bias, act, slope)
+            dst[d0 + i] = src[s0 + i] + bias
+        if act != ACT_NONE:
+            row = dst[d0 : d0 + count]
+            act_copy(row, row, act, slope)
 
 
 @_jit()
@@ -207,7 +198,14 @@ def _bias_act(y2, b, act, slope):
     if b.size == 0:
         return
     for o in range(y2.shape[0]):
-        _row_bias_act(y2[o], 0, y2[o], 0, y2.shape[1], b[o], act, slope)
+        _row_bias_act(y2[o], _int(0), y2[o], _int(0), y2.shape[1], b[o], act, slope)
+
+
+@_jit()
+def _int(v):
+    """v as a plain int64 argument: a literal (0, 1) passed to a kernel compiles it a second time, typed
+    Literal[int], which cost ResNet-50's cold compile 8 s."""
+    return v
 
 
 @_jit()
@@ -219,7 +217,7 @@ def _span(out, size, k, s, p, d):
     return lo, max(lo, min(hi, out))
 
 
-@_jit(inline="always")
+@_jit()
 def _split(threads, work):
     """Whether a kernel with this many multiply-adds (or copies) goes over threads."""
     return threads > 1 and work >= PARALLEL_MACS
@@ -412,7 +410,7 @@ def _gemm_band(x, w2, b, y, n, scratch, oy0, oy1, kh, kw, sh, sw, ph, pw, dh, dw
     _knp.dot(w2, col, acc)
     yf = y[n].reshape((cout * plane,))
     for o in range(cout):
-        _row_bias_act(acc[o], 0, yf, o * plane + p0, cols, b[o], act, slope)
+        _row_bias_act(acc[o], _int(0), yf, o * plane + p0, cols, b[o], act, slope)
 
 
 @_jit(parallel=True)
@@ -442,7 +440,7 @@ def conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope):
             if kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0:
                 col = x[n].reshape((k, oh * ow))
             else:
-                _im2col_band(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, 0, oh, ow)
+                _im2col_band(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, _int(0), oh, ow)
             _gemm_parallel(w2, col, y[n].reshape((cout, oh * ow)), b, act, slope, threads)
         return
     if parallel:
@@ -478,60 +476,38 @@ def _pad_planes(x, n, src, ph, pw):
 
 
 @_jit()
-def _wide_cols_channel(src, col, c, kh, kw, wp, dh, dw):
-    """Rows (c, ky, kx) of the wide im2col matrix: each one contiguous window of the padded plane c."""
-    plane = src.size // (col.shape[0] // (kh * kw))
-    wl = col.shape[1]
-    for ky in range(kh):
-        for kx in range(kw):
-            off = c * plane + ky * dh * wp + kx * dw
-            xs = src[off : off + wl]
-            dst = col[(c * kh + ky) * kw + kx]
-            for i in range(wl):
-                dst[i] = xs[i]
-
-
-@_jit()
 def _wide_cols(src, col, cin, kh, kw, wp, dh, dw):
-    """Every row of the wide im2col matrix, one channel after another (the serial _wide_cols_parallel)."""
+    """Every row (c, ky, kx) of the wide im2col matrix: each one contiguous window of the padded plane c."""
+    plane, wl = src.size // cin, col.shape[1]
     for c in range(cin):
-        _wide_cols_channel(src, col, c, kh, kw, wp, dh, dw)
-
-
-@_jit(parallel=True)
-def _wide_cols_parallel(src, col, cin, kh, kw, wp, dh, dw):
-    for c in _nb.prange(cin):
-        _wide_cols_channel(src, col, c, kh, kw, wp, dh, dw)
+        for ky in range(kh):
+            for kx in range(kw):
+                off = c * plane + ky * dh * wp + kx * dw
+                xs = src[off : off + wl]
+                dst = col[(c * kh + ky) * kw + kx]
+                for i in range(wl):
+                    dst[i] = xs[i]
 
 
 @_jit()
-def _wide_epilogue(acc, b, y, n, wp, o0, o1, act, slope):
-    """y[n, o0:o1] = act(acc + b) on the valid columns of the wide rows (oy * wp + ox, ox < ow)."""
+def _wide_epilogue(acc, b, y, n, wp, act, slope):
+    """y[n] = act(acc + b) on the valid columns of the wide rows (oy * wp + ox, ox < ow)."""
     oh, ow = y.shape[2], y.shape[3]
     yf = y[n].reshape((y.shape[1] * oh * ow,))
-    for o in range(o0, o1):
+    for o in range(y.shape[1]):
         for oy in range(oh):
             _row_bias_act(acc[o], oy * wp, yf, (o * oh + oy) * ow, ow, b[o], act, slope)
 
 
-@_jit(parallel=True)
-def _wide_gemm_parallel(w2, col, acc, b, y, n, wp, act, slope, tasks):
-    """The GEMM and epilogue of conv_wide_gemm in `tasks` blocks of output channels."""
-    m = w2.shape[0]
-    for t in _nb.prange(tasks):
-        m0, m1 = t * m // tasks, (t + 1) * m // tasks
-        if m1 > m0:
-            _knp.dot(w2[m0:m1], col, acc[m0:m1])
-            _wide_epilogue(acc, b, y, n, wp, m0, m1, act, slope)
-
-
 @_jit()
-def conv_wide_gemm(x, w, b, y, scratch, ph, pw, dh, dw, act, slope, threads):
+def conv_wide_gemm(x, w, b, y, scratch, threads, ph, pw, dh, dw, act, slope):
     """Stride-1 ungrouped conv as one GEMM over wide rows: output (oy, ox) sits at oy * wp + ox of a
     "wide" row of L = (oh - 1) * wp + ow positions over the padded planes (wp wide), so im2col row
     (c, ky, kx) is one contiguous window of plane c (a long vectorised copy, not oh short ones), and the
     wp - ow junk columns per row are computed by BLAS and dropped by the epilogue, which adds the bias and
-    applies the activation. scratch: padded planes, the (cin kh kw, L) columns, the (cout, L) product."""
+    applies the activation. scratch: padded planes, the (cin kh kw, L) columns, the (cout, L) product.
+    Serial (threads unused): the renderer picks it only for layers too small to split (short rows, at most
+    16 channels out)."""
     cin, h, wd = x.shape[1], x.shape[2], x.shape[3]
     cout, oh, ow = y.shape[1], y.shape[2], y.shape[3]
     kh, kw = w.shape[2], w.shape[3]
@@ -548,15 +524,9 @@ def conv_wide_gemm(x, w, b, y, scratch, ph, pw, dh, dw, act, slope, threads):
             _pad_planes(x, n, src, ph, pw)
         else:
             src = x[n].reshape((psize,))
-        if _split(threads, k * wl):
-            _wide_cols_parallel(src, col, cin, kh, kw, wp, dh, dw)
-        else:
-            _wide_cols(src, col, cin, kh, kw, wp, dh, dw)
-        if _split(threads, cout * k * wl) and cout >= 2 * threads:
-            _wide_gemm_parallel(w2, col, acc, b, y, n, wp, act, slope, threads)
-        else:
-            _knp.dot(w2, col, acc)
-            _wide_epilogue(acc, b, y, n, wp, 0, cout, act, slope)
+        _wide_cols(src, col, cin, kh, kw, wp, dh, dw)
+        _knp.dot(w2, col, acc)
+        _wide_epilogue(acc, b, y, n, wp, act, slope)
 
 
 @_jit()
@@ -568,7 +538,7 @@ def _dw_geometry(h, wd, oh, ow, s, ph, pw):
     return hs, ws, wl, s * s * hs * ws + wl
 
 
-@_jit(inline="always")
+@_jit()
 def _dw_tap(ry, rx, s, hs, ws):
     """Where tap (ry, rx) of a depthwise kernel (dilation applied) starts reading its phase plane."""
     return ((ry % s) * s + rx % s) * hs * ws + (ry // s) * ws + rx // s
@@ -611,7 +581,7 @@ def _dw_channel(x, w, b, y, n, c, buf, s, ph, pw, dh, dw, act, slope):
         for ky in range(kh):
             ry = ky * dh
             if kw == 3:  # a kernel row's three taps in one pass: a third of the accumulator traffic
-                x0 = planes[_dw_tap(ry, 0, s, hs, ws) + p0 :]
+                x0 = planes[_dw_tap(ry, _int(0), s, hs, ws) + p0 :]
                 x1 = planes[_dw_tap(ry, dw, s, hs, ws) + p0 :]
                 x2 = planes[_dw_tap(ry, 2 * dw, s, hs, ws) + p0 :]
                 w0, w1, w2 = w[c, 0, ky, 0], w[c, 0, ky, 1], w[c, 0, ky, 2]
@@ -646,14 +616,14 @@ def _dw_parallel(x, w, b, y, s, ph, pw, dh, dw, act, slope):
 
 
 @_jit()
-def conv_depthwise(x, w, b, y, s, ph, pw, dh, dw, act, slope, threads):
+def conv_depthwise(x, w, b, y, scratch, threads, s, ph, pw, dh, dw, act, slope):
     """Depthwise conv (groups == channels in == channels out, the same stride both ways), channel by
     channel (_dw_channel), over threads when the work pays for the parallel region (counted 8x: per channel
     and per multiply-add it costs about 8x what a GEMM does, so its splits pay 8x earlier)."""
     if _split(threads, 8 * y.size * w.shape[2] * w.shape[3]):
         _dw_parallel(x, w, b, y, s, ph, pw, dh, dw, act, slope)
     else:
-        _dw_range(x, w, b, y, 0, y.shape[0] * y.shape[1], s, ph, pw, dh, dw, act, slope)
+        _dw_range(x, w, b, y, _int(0), y.shape[0] * y.shape[1], s, ph, pw, dh, dw, act, slope)
 
 
 # ---- Winograd F(4x4, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016) --
@@ -804,7 +774,7 @@ def _wino_parallel(x, u, v, m, b, y, n0, th, rows, ph, pw, act, slope, tasks):
 
 
 @_jit()
-def conv_winograd(x, u, b, y, scratch, threads, ph, pw, act, slope, images=1):
+def conv_winograd(x, u, b, y, scratch, threads, ph, pw, images, act, slope):
     """y = act(conv3x3(x, w) + b), stride 1, by Winograd F(4x4, 3x3); u = winograd_weights(w). The tiles of
     `images` images go through each of the 36 GEMMs together (small maps give BLAS too few columns alone).
     With threads > 1 each phase is split over them (whole GEMMs per thread, BLAS on one thread each)."""
@@ -817,29 +787,17 @@ def conv_winograd(x, u, b, y, scratch, threads, ph, pw, act, slope, images=1):
         if threads > 1:
             _wino_parallel(x, u, v, m, b, y, n0, th, rows, ph, pw, act, slope, threads)
         else:
-            _wino_inputs(x, v, n0, th, rows, 0, cin, ph, pw)
+            _wino_inputs(x, v, n0, th, rows, _int(0), cin, ph, pw)
             for e in range(36):
                 _knp.dot(u[e], v[e], m[e])
-            _wino_outputs(m, b, y, n0, th, rows, 0, cout, act, slope)
+            _wino_outputs(m, b, y, n0, th, rows, _int(0), cout, act, slope)
 
 
 @_jit()
-def conv2d(x, w, b, y, scratch, threads, groups, sh, sw, ph, pw, dh, dw, method, act, slope):
-    """y = act(conv(x, w) + b). method: CONV_GEMM im2col + BLAS (groups 1), CONV_WGEMM wide-row im2col +
-    BLAS (stride 1, groups 1), CONV_DW depthwise by wide rows (groups == channels, sh == sw), CONV_DIRECT
-    the direct blocked kernel (any conv). Big layers split over `threads`."""
+def conv_direct(x, w, b, y, scratch, threads, groups, sh, sw, ph, pw, dh, dw, act, slope):
+    """Any conv (grouped ones especially) by the direct kernel: blocks of four output channels per task."""
     n_img, cout = y.shape[0], y.shape[1]
-    oh, ow = y.shape[2], y.shape[3]
-    if method == CONV_WGEMM:
-        conv_wide_gemm(x, w, b, y, scratch, ph, pw, dh, dw, act, slope, threads)
-        return
-    if method == CONV_DW:
-        conv_depthwise(x, w, b, y, sh, ph, pw, dh, dw, act, slope, threads)
-        return
-    if method == CONV_GEMM:
-        conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope)
-        return
-    macs = n_img * cout * oh * ow * w.shape[1] * w.shape[2] * w.shape[3]
+    macs = n_img * cout * y.shape[2] * y.shape[3] * w.shape[1] * w.shape[2] * w.shape[3]
     if _split(threads, macs):
         _direct_parallel(x, w, b, y, groups, sh, sw, ph, pw, dh, dw, act, slope)
         return
@@ -848,6 +806,22 @@ def conv2d(x, w, b, y, scratch, threads, groups, sh, sw, ph, pw, dh, dw, method,
         for g in range(groups):
             for ob in range(blocks):
                 _direct_task(x, w, b, y, n, g, ob, sh, sw, ph, pw, dh, dw, act, slope)
+
+
+@_jit()
+def conv2d(x, w, b, y, scratch, threads, groups, sh, sw, ph, pw, dh, dw, method, act, slope):
+    """y = act(conv(x, w) + b) by any method, picked at run time (for tests and benchmarks: generated
+    modules call each layer's kernel directly, so that only the kernels a network uses are compiled).
+    method: CONV_GEMM banded im2col + BLAS (groups 1), CONV_WGEMM wide-row im2col + BLAS (stride 1,
+    groups 1), CONV_DW depthwise by wide rows (groups == channels, sh == sw), CONV_DIRECT any conv."""
+    if method == CONV_WGEMM:
+        conv_wide_gemm(x, w, b, y, scratch, threads, ph, pw, dh, dw, act, slope)
+    elif method == CONV_DW:
+        conv_depthwise(x, w, b, y, scratch, threads, sh, ph, pw, dh, dw, act, slope)
+    elif method == CONV_GEMM:
+        conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope)
+    else:
+        conv_direct(x, w, b, y, scratch, threads, groups, sh, sw, ph, pw, dh, dw, act, slope)
 
 
 @_jit()
@@ -876,7 +850,7 @@ def linear(x, w, b, y, act, slope, threads):
     if _split(threads, x.shape[0] * w.size):
         _linear_parallel(x, w, b, y, act, slope, threads)
     else:
-        _linear_block(x, w, b, y, 0, w.shape[0], act, slope)
+        _linear_block(x, w, b, y, _int(0), w.shape[0], act, slope)
 
 
 @_jit()
@@ -915,7 +889,7 @@ def maxpool2d(x, y, threads, kh, kw, sh, sw, ph, pw):
     if _split(threads, 16 * x.size):
         _maxpool_parallel(x, y, kh, kw, sh, sw, ph, pw, threads)
     else:
-        _maxpool_planes(x, y, kh, kw, sh, sw, ph, pw, 0, y.shape[0] * y.shape[1])
+        _maxpool_planes(x, y, kh, kw, sh, sw, ph, pw, _int(0), y.shape[0] * y.shape[1])
 
 
 @_jit()
@@ -937,7 +911,7 @@ def _maxpool_plane(src, dst, kh, kw, sh, sw, ph, pw, colmax):
             for i in range(wd):
                 colmax[i] = max(colmax[i], row[i])
         for kx in range(kw):
-            lo, hi = _span(dst.shape[1], wd, kx, sw, pw, 1)
+            lo, hi = _span(dst.shape[1], wd, kx, sw, pw, _int(1))
             off = kx - pw
             for ox in range(lo, hi):
                 out[ox] = max(out[ox], colmax[ox * sw + off])
@@ -1015,7 +989,7 @@ def global_pool(x, y, is_max, threads):
     if _split(threads, 16 * x.size):
         _pool_parallel(x, y, is_max, threads)
     else:
-        _pool_planes(x, y, is_max, 0, x.shape[0] * x.shape[1])
+        _pool_planes(x, y, is_max, _int(0), x.shape[0] * x.shape[1])
 
 
 @_jit()
@@ -1042,7 +1016,7 @@ def scale_shift(x, scale, shift, y, act, slope, threads):
     if _split(threads, 16 * x.size):
         _scale_shift_parallel(x, scale, shift, y, act, slope, threads)
     else:
-        _scale_shift_planes(x, scale, shift, y, act, slope, 0, x.shape[0] * x.shape[1])
+        _scale_shift_planes(x, scale, shift, y, act, slope, _int(0), x.shape[0] * x.shape[1])
 
 
 @_jit()
@@ -1064,7 +1038,7 @@ def add2(a, b, y, act, slope, threads):
     if _split(threads, 16 * y.size):
         _add_parallel(a, b, y, act, slope, threads)
     else:
-        _add_range(a, b, y, act, slope, 0, y.size)
+        _add_range(a, b, y, act, slope, _int(0), y.size)
 
 
 @_jit()
@@ -1099,7 +1073,7 @@ def mul2(a, b, y, act, slope, threads):
     if _split(threads, 16 * y.size):
         _mul_parallel(a, b, y, act, slope, threads)
     else:
-        _mul_planes(a, b, y, act, slope, 0, y.shape[0] * y.shape[1])
+        _mul_planes(a, b, y, act, slope, _int(0), y.shape[0] * y.shape[1])
 
 
 @_jit()
