@@ -32,6 +32,7 @@ _DW_TASKS = 64  # channel ranges per parallel depthwise conv (each allocates one
 _LONG_ROW = 24  # rows at least this long are copied through views (vectorised); shorter ones by index
 _BAND_FLOATS = 1 << 17  # im2col floats per band of output rows (512 KB: a band's columns stay in L2)
 _BAND_COLUMNS = 512  # fewer output pixels per thread than this: conv_gemm splits output channels instead
+_ACT_CHUNK = 1024  # floats per pass of an in-place activation through its buffer (stays in L1)
 _NO_BIAS = _knp.zeros(0, _knp.float32)  # gemm_bias_act's bias when there is none (and no activation)
 
 
@@ -168,9 +169,20 @@ def act_copy(x, y, act, slope):
 
 @_jit()
 def activate(v, act, slope):
-    """Apply an activation in place to a flat float32 array (the fused epilogue)."""
-    if act != ACT_NONE:
+    """Apply an activation in place to a flat float32 array (the fused epilogue). Costly activations go
+    through a small buffer: on act_copy(v, v) LLVM's check that the two arrays do not overlap fails, and
+    its loops run scalar (SiLU 6x slower)."""
+    if act == ACT_NONE:
+        return
+    if act == ACT_RELU or act == ACT_RELU6:  # bound by memory either way
         act_copy(v, v, act, slope)
+        return
+    buf = _knp.empty(min(v.size, _ACT_CHUNK), _knp.float32)
+    for i0 in range(0, v.size, _ACT_CHUNK):
+        chunk = v[i0 : i0 + _ACT_CHUNK]
+        part = buf[: chunk.size]
+        part[:] = chunk
+        act_copy(part, chunk, act, slope)
 
 
 @_jit()
@@ -187,9 +199,7 @@ def _row_bias_act(src, s0, dst, d0, count, bias, act, slope):
     else:
         for i in range(count):
             dst[d0 + i] = src[s0 + i] + bias
-        if act != ACT_NONE:
-            row = dst[d0 : d0 + count]
-            act_copy(row, row, act, slope)
+        activate(dst[d0 : d0 + count], act, slope)
 
 
 @_jit()
@@ -594,8 +604,11 @@ def _dw_channel(x, w, b, y, n, c, buf, s, ph, pw, dh, dw, act, slope):
                 for i in range(cl):
                     a[i] += wk * xs[i]
     yf = y[n, c].reshape((oh * ow,))
+    simple = act == ACT_RELU or act == ACT_RELU6  # fused into the row copies; others once per plane
     for oy in range(oh):  # the bias is in acc already
-        _row_bias_act(acc, oy * ws, yf, oy * ow, ow, _knp.float32(0.0), act, slope)
+        _row_bias_act(acc, oy * ws, yf, oy * ow, ow, _knp.float32(0.0), act if simple else ACT_NONE, slope)
+    if not simple:
+        activate(yf, act, slope)
 
 
 @_jit()
