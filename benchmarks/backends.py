@@ -135,7 +135,14 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
     import torch
     import torch.nn.functional as F
 
-    from cnndsl.backends.numba_backend import CONV_WINOGRAD, conv_method, conv_scratch, winograd_images
+    from cnndsl.backends.numba_backend import (
+        CONV_GEMM,
+        CONV_WINOGRAD,
+        conv_method,
+        conv_scratch,
+        winograd_images,
+        winograd_min_batch,
+    )
 
     rng = np.random.default_rng(0)
     per_layer = layer_macs(network)
@@ -149,7 +156,9 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
         w = rng.standard_normal(node_weights(network, n)["weight"].shape).astype(np.float32)
         b = np.zeros(n.shape[0], np.float32)
         y = np.empty((batch, *n.shape), np.float32)
-        method = conv_method(cin[0], n)  # the method the renderer picks for this layer
+        method = conv_method(cin[0], n)  # the method the renderer picks for this layer (at this batch size)
+        if method == CONV_WINOGRAD and batch < winograd_min_batch(cin[0], n):
+            method = CONV_GEMM
         scratch = np.empty(max(conv_scratch(cin[0], cin[1:], n, method), 1), np.float32)
         (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
         if method == CONV_WINOGRAD:  # as the generated module calls it: weights transformed once, up front
