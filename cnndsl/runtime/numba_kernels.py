@@ -348,7 +348,8 @@ def _im2col_band(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow):
     plane = (oy1 - oy0) * ow
     r0, r1 = max(0, oy0 * sh - ph), min(h, (oy1 - 1) * sh - ph + (kh - 1) * dh + 1)
     wq = (wd + sw - 1) // sw
-    phases = _knp.empty((sw, max(r1 - r0, 1), wq), _knp.float32)
+    # a stride-1 im2col reads x directly: no phase buffer to allocate
+    phases = _knp.empty((sw, max(r1 - r0, 1), wq) if sw > 1 else (1, 1, 1), _knp.float32)
     for c in range(cin):
         if sw > 1:
             for iy in range(r0, r1):
