@@ -214,8 +214,9 @@ def _bias_act(y2, b, act, slope):
 @_jit()
 def _int(v):
     """v as a plain int64 argument: a literal (0, 1) passed to a kernel compiles it a second time, typed
-    Literal[int], which cost ResNet-50's cold compile 8 s."""
-    return v
+    Literal[int], which cost ResNet-50's cold compile 8 s. The cast matters: `return v` is typed as the
+    literal it was given, and the callee was compiled twice all the same (3 s of ResNet-50's 30)."""
+    return _knp.int64(v)
 
 
 @_jit()
