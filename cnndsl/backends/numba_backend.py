@@ -32,7 +32,8 @@ JIT_FORWARD_MAX_STEPS = 24
 
 
 # -- convolution method per layer ------------------------------------------------------------------
-CONV_DIRECT, CONV_GEMM, CONV_WGEMM, CONV_DW = "CONV_DIRECT", "CONV_GEMM", "CONV_WGEMM", "CONV_DW"  # the library's
+CONV_DIRECT, CONV_GEMM, CONV_WGEMM = "CONV_DIRECT", "CONV_GEMM", "CONV_WGEMM"  # the kernel library's names
+CONV_DW, CONV_DWB = "CONV_DW", "CONV_DWB"
 CONV_WINOGRAD = "winograd"  # conv_winograd, called on its own: its weights are packed transformed
 
 
@@ -48,6 +49,11 @@ WGEMM_MAX_COUT = 16
 # transformed kernels being 4x the bytes for four tiles, but 1.6x at batch 8). Below 7x7 outputs (one or two
 # tiles) its transforms are pure overhead; 3-channel inputs (stems) lose 2x.
 WINOGRAD_MIN_CHANNELS = 16
+
+# Depthwise convs with outputs up to 14x14 run 16 channels at a time (conv_depthwise_blocked: 1.3-1.8x the
+# wide-row kernel there, 2 threads, MobileNet-v2's and EfficientNet-B0's layers); on bigger maps its
+# interleaving copies cost more than it saves (0.8x at 56x56).
+DWB_MAX_PIXELS = 14 * 14
 WINOGRAD_MIN_PIXELS = 7 * 7
 # Big kernels on small maps are bound by streaming the transformed kernels (512 channels: 38 MB a layer;
 # in ResNet-18 at batch 1, 3.4 ms a layer against 1.8 for im2col + GEMM), which pays only when several
@@ -66,7 +72,7 @@ def winograd_images(oh: int, ow: int) -> int:
 def conv_method(cin: int, node: Node) -> str:
     """Which conv2d method a layer gets: depthwise convs (groups == channels in and out, one stride) the
     depthwise wide-row kernel (1.7-2x the direct kernel on MobileNet's and EfficientNet's planes at stride
-    1, 1.1-1.6x at stride 2); other grouped convs the direct kernel; stride-1 convs
+    1, 1.1-1.6x at stride 2), or on small maps the blocked one (DWB_MAX_PIXELS); other grouped convs the direct kernel; stride-1 convs
     bigger than 1x1 with short rows and few output channels the wide-row im2col + BLAS (one contiguous
     window copy per im2col row instead of one short copy per output row); the rest banded im2col + BLAS.
     Before all these, stride-1 3x3 convs with enough channels and pixels get Winograd F(4x4, 3x3) (see
@@ -77,7 +83,9 @@ def conv_method(cin: int, node: Node) -> str:
     if _winograd_pays(cin, node):
         return CONV_WINOGRAD
     if a["groups"] != 1:
-        return CONV_DW if a["groups"] == cin == node.shape[0] and sh == sw else CONV_DIRECT
+        if a["groups"] != cin or cin != node.shape[0] or sh != sw:
+            return CONV_DIRECT
+        return CONV_DWB if node.shape[1] * node.shape[2] <= DWB_MAX_PIXELS else CONV_DW
     if a["stride"] == (1, 1) and (kh, kw) != (1, 1):
         cout, _, ow = node.shape
         if ow < WGEMM_MAX_WIDTH and cout <= WGEMM_MAX_COUT:
@@ -215,8 +223,9 @@ def _conv_kernel(method: str, a) -> tuple[str, str]:
         return "conv_gemm", _geometry(sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
     if method == CONV_WGEMM:
         return "conv_wide_gemm", _geometry(ph=ph, pw=pw, dh=dh, dw=dw)
-    if method == CONV_DW:
-        return "conv_depthwise", _geometry(s=sh, ph=ph, pw=pw, dh=dh, dw=dw)
+    if method in (CONV_DW, CONV_DWB):
+        kernel = "conv_depthwise" if method == CONV_DW else "conv_depthwise_blocked"
+        return kernel, _geometry(s=sh, ph=ph, pw=pw, dh=dh, dw=dw)
     return "conv_direct", _geometry(groups=a["groups"], sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
 
 

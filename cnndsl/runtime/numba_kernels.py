@@ -26,7 +26,7 @@ ACT_GELU, ACT_SILU, ACT_HARDSWISH, ACT_HARDSIGMOID, ACT_ELU = 6, 7, 8, 9, 10
 # Below this many multiply-adds a parallel region costs more than it saves (OpenMP's: ~2 us).
 PARALLEL_MACS = 1 << 20
 _OC_BLOCK = 4  # output channels per register block of the direct convolution
-CONV_DIRECT, CONV_GEMM, CONV_WGEMM, CONV_DW = 0, 1, 2, 3  # conv2d's methods (the renderer picks one per layer)
+CONV_DIRECT, CONV_GEMM, CONV_WGEMM, CONV_DW, CONV_DWB = 0, 1, 2, 3, 4  # conv2d's methods (the renderer picks)
 _DW_CHUNK = 1024  # wide-row positions per pass of the depthwise kernel: the accumulator chunk stays in L1
 _DW_TASKS = 64  # channel ranges per parallel depthwise conv (each allocates one scratch plane)
 _LONG_ROW = 24  # rows at least this long are copied through views (vectorised); shorter ones by index
@@ -641,6 +641,117 @@ def conv_depthwise(x, w, b, y, scratch, threads, s, ph, pw, dh, dw, act, slope):
         _dw_range(x, w, b, y, _int(0), y.shape[0] * y.shape[1], s, ph, pw, dh, dw, act, slope)
 
 
+# ---- depthwise convs on small maps: 16 channels side by side -------------------------------------
+# On a 14x14 or 7x7 plane a channel is too short a loop for the wide-row kernel: its per-channel copies and
+# passes cost more than the multiply-adds (MobileNet-v2's 960-channel 7x7 layer: 170 us, where the
+# multiply-adds are 0.4 M). Here a tile holds 16 channels' padded input rows interleaved (position-major,
+# the NCHW16c layout of MLAS and oneDNN), so every tap is one vectorised loop over 16 lanes x a run of
+# output pixels, at any stride and dilation.
+_DWB_LANES = 16  # channels per tile
+_DWB_PIXELS = 16  # output pixels per accumulator run (x 16 lanes: 1 KB, in L1)
+_DWB_TILE_FLOATS = 1 << 15  # input rows per tile band: 128 KB (bigger maps are cut into bands of rows)
+
+
+@_jit(fastmath={"contract"})
+def _dwb_block(x, w, b, y, n, c0, tile, wb, acc, s, ph, pw, dh, dw, act, slope):
+    """Channels c0..c0 + 16 of image n. Tile row r, column phase px, position q, lane l holds input
+    (r, q * s + px - pw) of channel c0 + l: stride-s taps then read contiguous runs (the padding is never
+    written, so it stays zero). wb: each tap's 16 weights (then the biases) repeated for 16 pixels, so a
+    tap's loop over lanes x pixels is one flat vectorised loop (LLVM unrolls a 16-trip loop before it could
+    vectorise it, and then cannot prove the accumulator apart from the tile)."""
+    L, P = _DWB_LANES, _DWB_PIXELS
+    chans, h, wd = x.shape[1], x.shape[2], x.shape[3]
+    oh, ow = y.shape[2], y.shape[3]
+    kh, kw = w.shape[2], w.shape[3]
+    lanes = min(L, chans - c0)
+    xf, yf = x.reshape(x.size), y.reshape(y.size)
+    wq = (wd + 2 * pw + s - 1) // s
+    rowf = s * wq * L  # floats per tile row
+    for l in range(lanes):
+        for t in range(kh * kw + 1):
+            v = b[c0 + l] if t == kh * kw else w[c0 + l, 0, t // kw, t % kw]
+            for p in range(min(P, ow)):
+                wb[(t * P + p) * L + l] = v
+    band = max(1, (tile.size // rowf - (kh - 1) * dh - 1) // s + 1)  # output rows per tile
+    for oy0 in range(0, oh, band):
+        oy1 = min(oh, oy0 + band)
+        for tr in range((oy1 - 1 - oy0) * s + (kh - 1) * dh + 1):
+            r, t0 = oy0 * s - ph + tr, tr * rowf
+            if r < 0 or r >= h:
+                tile[t0 : t0 + rowf] = 0.0
+                continue
+            for px in range(s):
+                q0 = (pw - px + s - 1) // s if pw > px else 0
+                q1 = min(wq, (wd - 1 + pw - px) // s + 1)
+                d = t0 + px * wq * L
+                for l in range(lanes):
+                    src = ((n * chans + c0 + l) * h + r) * wd + px - pw
+                    for q in range(q0, q1):
+                        tile[d + q * L + l] = xf[src + q * s]
+        for oy in range(oy0, oy1):
+            for ox0 in range(0, ow, P):
+                cp = min(P, ow - ox0)
+                cl = cp * L
+                bias = wb[kh * kw * P * L :]
+                for j in range(cl):
+                    acc[j] = bias[j]
+                for ky in range(kh):
+                    rb = ((oy - oy0) * s + ky * dh) * rowf
+                    for kx in range(kw):
+                        cx = kx * dw
+                        src = tile[rb + ((cx % s) * wq + ox0 + cx // s) * L :]
+                        wt = wb[(ky * kw + kx) * P * L :]
+                        for j in range(cl):
+                            acc[j] += wt[j] * src[j]
+                for l in range(lanes):
+                    d = ((n * chans + c0 + l) * oh + oy) * ow + ox0
+                    for p in range(cp):
+                        v = acc[p * L + l]
+                        if act == ACT_RELU:
+                            v = max(v, _knp.float32(0.0))
+                        elif act == ACT_RELU6:
+                            v = min(max(v, _knp.float32(0.0)), _knp.float32(6.0))
+                        yf[d + p] = v
+    if act != ACT_NONE and act != ACT_RELU and act != ACT_RELU6:
+        for l in range(lanes):
+            d = (n * chans + c0 + l) * oh * ow
+            activate(yf[d : d + oh * ow], act, slope)
+
+
+@_jit()
+def _dwb_range(x, w, b, y, t0, t1, s, ph, pw, dh, dw, act, slope):
+    """Tiles t0..t1 (image t // blocks, channels from (t % blocks) * 16) with one set of buffers (zeroed:
+    the lanes past the last channel compute on zeros, never on denormal garbage)."""
+    L, kh = _DWB_LANES, w.shape[2]
+    rowf = s * ((x.shape[3] + 2 * pw + s - 1) // s) * L
+    rows = min((y.shape[2] - 1) * s + (kh - 1) * dh + 1, max(_DWB_TILE_FLOATS // rowf, (kh - 1) * dh + 1))
+    tile = _knp.zeros(rows * rowf, _knp.float32)
+    wb = _knp.zeros((kh * w.shape[3] + 1) * _DWB_PIXELS * L, _knp.float32)
+    acc = _knp.empty(_DWB_PIXELS * L, _knp.float32)
+    blocks = (y.shape[1] + L - 1) // L
+    for t in range(t0, t1):
+        _dwb_block(x, w, b, y, t // blocks, (t % blocks) * L, tile, wb, acc, s, ph, pw, dh, dw, act, slope)
+
+
+@_jit(parallel=True)
+def _dwb_parallel(x, w, b, y, s, ph, pw, dh, dw, act, slope, tasks):
+    tiles = y.shape[0] * ((y.shape[1] + _DWB_LANES - 1) // _DWB_LANES)
+    for k in _nb.prange(tasks):
+        _dwb_range(x, w, b, y, k * tiles // tasks, (k + 1) * tiles // tasks, s, ph, pw, dh, dw, act, slope)
+
+
+@_jit()
+def conv_depthwise_blocked(x, w, b, y, scratch, threads, s, ph, pw, dh, dw, act, slope):
+    """The depthwise conv of conv_depthwise (same arguments), 16 channels at a time (_dwb_block): 1.3-2.5x
+    faster on maps up to 14x14, slower on big ones, where its interleaving copies cost more than the
+    wide-row kernel's passes (2 threads, MobileNet-v2 and EfficientNet-B0 shapes, 2026-12-02)."""
+    tiles = y.shape[0] * ((y.shape[1] + _DWB_LANES - 1) // _DWB_LANES)
+    if tiles > 1 and _split(threads, 8 * y.size * w.shape[2] * w.shape[3]):
+        _dwb_parallel(x, w, b, y, s, ph, pw, dh, dw, act, slope, min(threads, tiles))
+    else:
+        _dwb_range(x, w, b, y, _int(0), tiles, s, ph, pw, dh, dw, act, slope)
+
+
 # ---- Winograd F(4x4, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016) --
 # A 3x3 stride-1 conv computes each 4x4 output tile from a 6x6 input tile as A^T [(G w G^T) . (B^T d B)] A:
 # 36 multiplies per tile and channel pair instead of 144. The 36 element-wise products over all tiles and
@@ -833,6 +944,8 @@ def conv2d(x, w, b, y, scratch, threads, groups, sh, sw, ph, pw, dh, dw, method,
         conv_wide_gemm(x, w, b, y, scratch, threads, ph, pw, dh, dw, act, slope)
     elif method == CONV_DW:
         conv_depthwise(x, w, b, y, scratch, threads, sh, ph, pw, dh, dw, act, slope)
+    elif method == CONV_DWB:
+        conv_depthwise_blocked(x, w, b, y, scratch, threads, sh, ph, pw, dh, dw, act, slope)
     elif method == CONV_GEMM:
         conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope)
     else:
