@@ -654,8 +654,8 @@ _DWB_TILE_FLOATS = 1 << 15  # input rows per tile band: 128 KB (bigger maps are 
 
 @_jit(fastmath={"contract"})
 def _dwb_block(x, w, b, y, n, c0, tile, wb, acc, s, ph, pw, dh, dw, act, slope):
-    """Channels c0..c0 + 16 of image n. Tile row r, column phase px, position q, lane l holds input
-    (r, q * s + px - pw) of channel c0 + l: stride-s taps then read contiguous runs (the padding is never
+    """Channels c0..c0 + 16 of image n. Tile row r, column phase px, position q, lane k holds input
+    (r, q * s + px - pw) of channel c0 + k: stride-s taps then read contiguous runs (the padding is never
     written, so it stays zero). wb: each tap's 16 weights (then the biases) repeated for 16 pixels, so a
     tap's loop over lanes x pixels is one flat vectorised loop (LLVM unrolls a 16-trip loop before it could
     vectorise it, and then cannot prove the accumulator apart from the tile)."""
@@ -667,11 +667,11 @@ def _dwb_block(x, w, b, y, n, c0, tile, wb, acc, s, ph, pw, dh, dw, act, slope):
     xf, yf = x.reshape(x.size), y.reshape(y.size)
     wq = (wd + 2 * pw + s - 1) // s
     rowf = s * wq * L  # floats per tile row
-    for l in range(lanes):
+    for lane in range(lanes):
         for t in range(kh * kw + 1):
-            v = b[c0 + l] if t == kh * kw else w[c0 + l, 0, t // kw, t % kw]
+            v = b[c0 + lane] if t == kh * kw else w[c0 + lane, 0, t // kw, t % kw]
             for p in range(min(P, ow)):
-                wb[(t * P + p) * L + l] = v
+                wb[(t * P + p) * L + lane] = v
     band = max(1, (tile.size // rowf - (kh - 1) * dh - 1) // s + 1)  # output rows per tile
     for oy0 in range(0, oh, band):
         oy1 = min(oh, oy0 + band)
@@ -684,10 +684,10 @@ def _dwb_block(x, w, b, y, n, c0, tile, wb, acc, s, ph, pw, dh, dw, act, slope):
                 q0 = (pw - px + s - 1) // s if pw > px else 0
                 q1 = min(wq, (wd - 1 + pw - px) // s + 1)
                 d = t0 + px * wq * L
-                for l in range(lanes):
-                    src = ((n * chans + c0 + l) * h + r) * wd + px - pw
+                for lane in range(lanes):
+                    src = ((n * chans + c0 + lane) * h + r) * wd + px - pw
                     for q in range(q0, q1):
-                        tile[d + q * L + l] = xf[src + q * s]
+                        tile[d + q * L + lane] = xf[src + q * s]
         for oy in range(oy0, oy1):
             for ox0 in range(0, ow, P):
                 cp = min(P, ow - ox0)
@@ -703,18 +703,18 @@ def _dwb_block(x, w, b, y, n, c0, tile, wb, acc, s, ph, pw, dh, dw, act, slope):
                         wt = wb[(ky * kw + kx) * P * L :]
                         for j in range(cl):
                             acc[j] += wt[j] * src[j]
-                for l in range(lanes):
-                    d = ((n * chans + c0 + l) * oh + oy) * ow + ox0
+                for lane in range(lanes):
+                    d = ((n * chans + c0 + lane) * oh + oy) * ow + ox0
                     for p in range(cp):
-                        v = acc[p * L + l]
+                        v = acc[p * L + lane]
                         if act == ACT_RELU:
                             v = max(v, _knp.float32(0.0))
                         elif act == ACT_RELU6:
                             v = min(max(v, _knp.float32(0.0)), _knp.float32(6.0))
                         yf[d + p] = v
     if act != ACT_NONE and act != ACT_RELU and act != ACT_RELU6:
-        for l in range(lanes):
-            d = (n * chans + c0 + l) * oh * ow
+        for lane in range(lanes):
+            d = (n * chans + c0 + lane) * oh * ow
             activate(yf[d : d + oh * ow], act, slope)
 
 
