@@ -71,6 +71,13 @@ conv3x3(20, groups=20) -> relu6
 input 17x56x56
 conv(17, kernel=3, groups=17, stride=4, pad=1) -> relu
 """,
+    # 1x1 convs with few channels on a 56x56 map (conv_pointwise): 6 -> 13 channels (three blocks of four
+    # output channels and one left over, one block of four input channels and two left over), 13 -> 3,
+    # activations fused (relu6) and applied after the chunk (gelu)
+    "pointwise": """
+input 6x56x56
+conv1x1(13) -> relu6 -> conv1x1(3) -> gelu -> conv1x1(2, stride=2)
+""",
     "softmax_map": """
 input 3x5x4
 conv1x1(4, bias=false) -> softmax -> avgpool2(ceil=true) -> flatten -> relu -> softmax

@@ -33,7 +33,7 @@ JIT_FORWARD_MAX_STEPS = 24
 
 # -- convolution method per layer ------------------------------------------------------------------
 CONV_DIRECT, CONV_GEMM, CONV_WGEMM = "CONV_DIRECT", "CONV_GEMM", "CONV_WGEMM"  # the kernel library's names
-CONV_DW, CONV_DWB = "CONV_DW", "CONV_DWB"
+CONV_DW, CONV_DWB, CONV_PW = "CONV_DW", "CONV_DWB", "CONV_PW"
 CONV_WINOGRAD = "winograd"  # conv_winograd, called on its own: its weights are packed transformed
 
 
@@ -54,6 +54,13 @@ WINOGRAD_MIN_CHANNELS = 16
 # wide-row kernel there, 2 threads, MobileNet-v2's and EfficientNet-B0's layers); on bigger maps its
 # interleaving copies cost more than it saves (0.8x at 56x56).
 DWB_MAX_PIXELS = 14 * 14
+
+# 1x1 convs down to a few channels on big maps are memory-bound: conv_pointwise's loops beat banded im2col +
+# BLAS there (in MobileNet-v2, 2 threads: 32 -> 16 channels at 112x112 2.4x, 96 -> 24 and 144 -> 24 at 56x56
+# 1.7-1.9x). Expansions (16 -> 96, 24 -> 144) ran 0.8-0.9x in the network (1.1-1.6x alone: their big
+# outputs stream to memory either way), and from 64 output channels or on smaller maps BLAS wins.
+PW_MIN_PIXELS = 56 * 56
+PW_MAX_OUT_CHANNELS = 32
 WINOGRAD_MIN_PIXELS = 7 * 7
 # Big kernels on small maps are bound by streaming the transformed kernels (512 channels: 38 MB a layer;
 # in ResNet-18 at batch 1, 3.4 ms a layer against 1.8 for im2col + GEMM), which pays only when several
@@ -72,7 +79,8 @@ def winograd_images(oh: int, ow: int) -> int:
 def conv_method(cin: int, node: Node) -> str:
     """Which conv2d method a layer gets: depthwise convs (groups == channels in and out, one stride) the
     depthwise wide-row kernel (1.7-2x the direct kernel on MobileNet's and EfficientNet's planes at stride
-    1, 1.1-1.6x at stride 2), or on small maps the blocked one (DWB_MAX_PIXELS); other grouped convs the direct kernel; stride-1 convs
+    1, 1.1-1.6x at stride 2), or on small maps the blocked one (DWB_MAX_PIXELS); other grouped convs the
+    direct kernel; 1x1 convs to few channels on big maps their own loops (PW_MIN_PIXELS); stride-1 convs
     bigger than 1x1 with short rows and few output channels the wide-row im2col + BLAS (one contiguous
     window copy per im2col row instead of one short copy per output row); the rest banded im2col + BLAS.
     Before all these, stride-1 3x3 convs with enough channels and pixels get Winograd F(4x4, 3x3) (see
@@ -86,8 +94,11 @@ def conv_method(cin: int, node: Node) -> str:
         if a["groups"] != cin or cin != node.shape[0] or sh != sw:
             return CONV_DIRECT
         return CONV_DWB if node.shape[1] * node.shape[2] <= DWB_MAX_PIXELS else CONV_DW
+    cout, oh, ow = node.shape
+    if (kh, kw) == (1, 1) and (sh, sw) == (1, 1) and a["pad"] == (0, 0) and a["table"] is None:
+        if oh * ow >= PW_MIN_PIXELS and cout <= PW_MAX_OUT_CHANNELS:
+            return CONV_PW
     if a["stride"] == (1, 1) and (kh, kw) != (1, 1):
-        cout, _, ow = node.shape
         if ow < WGEMM_MAX_WIDTH and cout <= WGEMM_MAX_COUT:
             return CONV_WGEMM
     return CONV_GEMM
@@ -223,6 +234,8 @@ def _conv_kernel(method: str, a) -> tuple[str, str]:
         return "conv_gemm", _geometry(sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw)
     if method == CONV_WGEMM:
         return "conv_wide_gemm", _geometry(ph=ph, pw=pw, dh=dh, dw=dw)
+    if method == CONV_PW:
+        return "conv_pointwise", ""
     if method in (CONV_DW, CONV_DWB):
         kernel = "conv_depthwise" if method == CONV_DW else "conv_depthwise_blocked"
         return kernel, _geometry(s=sh, ph=ph, pw=pw, dh=dh, dw=dw)
@@ -252,7 +265,8 @@ def _conv(r: _Context, step: Step) -> None:
     y = r.output(step)
     if w is not None:
         kernel, geometry = _conv_kernel(CONV_GEMM if u is not None else method, a)
-        conv = f"{kernel}({r.var[src]}, {w}, {b}, {y}, S, T, {geometry}, {_act_kw(step)})"
+        geometry = f"{geometry}, " if geometry else ""  # conv_pointwise has none
+        conv = f"{kernel}({r.var[src]}, {w}, {b}, {y}, S, T, {geometry}{_act_kw(step)})"
     if u is None:
         r.fwd.append(conv)
         return

@@ -26,7 +26,7 @@ ACT_GELU, ACT_SILU, ACT_HARDSWISH, ACT_HARDSIGMOID, ACT_ELU = 6, 7, 8, 9, 10
 # Below this many multiply-adds a parallel region costs more than it saves (OpenMP's: ~2 us).
 PARALLEL_MACS = 1 << 20
 _OC_BLOCK = 4  # output channels per register block of the direct convolution
-CONV_DIRECT, CONV_GEMM, CONV_WGEMM, CONV_DW, CONV_DWB = 0, 1, 2, 3, 4  # conv2d's methods (the renderer picks)
+CONV_DIRECT, CONV_GEMM, CONV_WGEMM, CONV_DW, CONV_DWB, CONV_PW = 0, 1, 2, 3, 4, 5  # conv2d's methods
 _DW_CHUNK = 1024  # wide-row positions per pass of the depthwise kernel: the accumulator chunk stays in L1
 _DW_TASKS = 64  # channel ranges per parallel depthwise conv (each allocates one scratch plane)
 _LONG_ROW = 24  # rows at least this long are copied through views (vectorised); shorter ones by index
@@ -465,6 +465,95 @@ def conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope):
                 oy0, oy1 = i * oh // bands, (i + 1) * oh // bands
                 region = scratch[(cout + k) * oy0 * ow : (cout + k) * oy1 * ow]
                 _gemm_band(x, w2, b, y, n, region, oy0, oy1, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
+
+
+# ---- 1x1 convs down to few channels on big maps -----------------------------------------------------
+# MobileNet's and EfficientNet's 1x1 convs down to 16-32 channels on 56x56 and 112x112 maps are bound by
+# memory, not multiply-adds: BLAS runs them at a third of its peak and the banded epilogue writes every
+# output twice. Here each output row chunk is accumulated where it lies in y, in L1, four output channels
+# x four input channels per pass (16 multiply-adds per 4 loads of the input), and its activation applied
+# while it is still there.
+_PW_CHUNK = 512  # output pixels per chunk: four 2 KB accumulator rows and the input rows' chunks in L1/L2
+
+
+@_jit(fastmath={"contract"})
+def _pw_four(x2, w2, y2, o, p0, cl):
+    """y2[o:o + 4, p0:p0 + cl] += w2[o:o + 4] @ x2[:, p0:p0 + cl], four input rows per pass."""
+    a0, a1, a2, a3 = y2[o, p0 : p0 + cl], y2[o + 1, p0 : p0 + cl], y2[o + 2, p0 : p0 + cl], y2[o + 3, p0 : p0 + cl]
+    k, c = x2.shape[0], 0
+    while c + 4 <= k:
+        x0, x1, x2_, x3 = x2[c, p0:], x2[c + 1, p0:], x2[c + 2, p0:], x2[c + 3, p0:]
+        u0, u1, u2, u3 = w2[o, c], w2[o, c + 1], w2[o, c + 2], w2[o, c + 3]
+        v0, v1, v2, v3 = w2[o + 1, c], w2[o + 1, c + 1], w2[o + 1, c + 2], w2[o + 1, c + 3]
+        s0, s1, s2, s3 = w2[o + 2, c], w2[o + 2, c + 1], w2[o + 2, c + 2], w2[o + 2, c + 3]
+        t0, t1, t2, t3 = w2[o + 3, c], w2[o + 3, c + 1], w2[o + 3, c + 2], w2[o + 3, c + 3]
+        for i in range(cl):
+            e0, e1, e2, e3 = x0[i], x1[i], x2_[i], x3[i]
+            a0[i] += u0 * e0 + u1 * e1 + u2 * e2 + u3 * e3
+            a1[i] += v0 * e0 + v1 * e1 + v2 * e2 + v3 * e3
+            a2[i] += s0 * e0 + s1 * e1 + s2 * e2 + s3 * e3
+            a3[i] += t0 * e0 + t1 * e1 + t2 * e2 + t3 * e3
+        c += 4
+    for r in range(c, k):
+        xr = x2[r, p0:]
+        u, v, sv, tv = w2[o, r], w2[o + 1, r], w2[o + 2, r], w2[o + 3, r]
+        for i in range(cl):
+            a0[i] += u * xr[i]
+            a1[i] += v * xr[i]
+            a2[i] += sv * xr[i]
+            a3[i] += tv * xr[i]
+
+
+@_jit(fastmath={"contract"})
+def _pw_one(x2, w2, y2, o, p0, cl):
+    """y2[o, p0:p0 + cl] += w2[o] @ x2[:, p0:p0 + cl] (the output channels past the last four)."""
+    a = y2[o, p0 : p0 + cl]
+    for c in range(x2.shape[0]):
+        xr, u = x2[c, p0:], w2[o, c]
+        for i in range(cl):
+            a[i] += u * xr[i]
+
+
+@_jit()
+def _pw_pixels(x2, w2, b, y2, q0, q1, act, slope):
+    """Pixels q0..q1 of a 1x1 conv, chunk by chunk: every output row chunk set to its bias, accumulated,
+    then activated while it is in cache."""
+    cout = w2.shape[0]
+    for p0 in range(q0, q1, _PW_CHUNK):
+        cl = min(_PW_CHUNK, q1 - p0)
+        for o in range(cout):
+            y2[o, p0 : p0 + cl] = b[o]
+        for o in range(0, cout - 3, 4):
+            _pw_four(x2, w2, y2, o, p0, cl)
+        for o in range(cout - cout % 4, cout):
+            _pw_one(x2, w2, y2, o, p0, cl)
+        if act != ACT_NONE:
+            for o in range(cout):
+                _row_bias_act(y2[o], p0, y2[o], p0, cl, _knp.float32(0.0), act, slope)
+
+
+@_jit(parallel=True)
+def _pw_parallel(x2, w2, b, y2, act, slope, tasks):
+    pixels = x2.shape[1]
+    for t in _nb.prange(tasks):  # ranges of whole 16-pixel vectors
+        q0 = t * pixels // tasks // 16 * 16
+        q1 = pixels if t == tasks - 1 else (t + 1) * pixels // tasks // 16 * 16
+        _pw_pixels(x2, w2, b, y2, q0, q1, act, slope)
+
+
+@_jit()
+def conv_pointwise(x, w, b, y, scratch, threads, act, slope):
+    """A 1x1 stride-1 unpadded conv with few channels on a big map (see _PW_CHUNK), the pixels of each
+    image split over threads. scratch: unused (the signature is every conv kernel's)."""
+    cout, cin = w.shape[0], w.shape[1]
+    pixels = y.shape[2] * y.shape[3]
+    w2 = w.reshape((cout, cin))
+    for n in range(y.shape[0]):
+        x2, y2 = x[n].reshape((cin, pixels)), y[n].reshape((cout, pixels))
+        if _split(threads, cout * cin * pixels):
+            _pw_parallel(x2, w2, b, y2, act, slope, threads)
+        else:
+            _pw_pixels(x2, w2, b, y2, _int(0), pixels, act, slope)
 
 
 @_jit()
@@ -946,6 +1035,8 @@ def conv2d(x, w, b, y, scratch, threads, groups, sh, sw, ph, pw, dh, dw, method,
         conv_depthwise(x, w, b, y, scratch, threads, sh, ph, pw, dh, dw, act, slope)
     elif method == CONV_DWB:
         conv_depthwise_blocked(x, w, b, y, scratch, threads, sh, ph, pw, dh, dw, act, slope)
+    elif method == CONV_PW:
+        conv_pointwise(x, w, b, y, scratch, threads, act, slope)
     elif method == CONV_GEMM:
         conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope)
     else:
