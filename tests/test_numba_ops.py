@@ -78,6 +78,13 @@ conv(17, kernel=3, groups=17, stride=4, pad=1) -> relu
 input 6x56x56
 conv1x1(13) -> relu6 -> conv1x1(3) -> gelu -> conv1x1(2, stride=2)
 """,
+    # stride-1 max pools padded to keep the size (flat passes, row ends redone): 3x3, 5x5 on a 4-wide map
+    # (every column an edge column), 3x5 and 1x3 windows
+    "same_pools": """
+input 5x9x4
+maxpool3(stride=1, pad=1) -> maxpool5(stride=1, pad=2) -> conv1x1(3)
+-> maxpool(kernel=(3, 5), stride=1, pad=(1, 2)) -> maxpool(kernel=(1, 3), stride=1, pad=(0, 1)) -> relu
+""",
     "softmax_map": """
 input 3x5x4
 conv1x1(4, bias=false) -> softmax -> avgpool2(ceil=true) -> flatten -> relu -> softmax
