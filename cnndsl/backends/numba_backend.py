@@ -49,6 +49,13 @@ WGEMM_MAX_COUT = 16
 # transformed kernels being 4x the bytes for four tiles, but 1.6x at batch 8). Below 7x7 outputs (one or two
 # tiles) its transforms are pure overhead; 3-channel inputs (stems) lose 2x.
 WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_PIXELS = 7 * 7
+# Big kernels on small maps are bound by streaming the transformed kernels (512 channels: 38 MB a layer;
+# in ResNet-18 at batch 1, 3.4 ms a layer against 1.8 for im2col + GEMM), which pays only when several
+# images share the stream: such layers get both methods, picked by the batch size at run time.
+WINOGRAD_BIG_KERNELS = 256 * 256  # cin * cout beyond which a map under 16x16 needs a batch
+WINOGRAD_BIG_KERNEL_BATCH = 4
+WINOGRAD_GEMM_COLUMNS = 64  # images share each GEMM until it has this many tile columns (at most 8 images)
 
 # Depthwise convs with outputs up to 14x14 run 16 channels at a time (conv_depthwise_blocked: 1.3-1.8x the
 # wide-row kernel there, 2 threads, MobileNet-v2's and EfficientNet-B0's layers); on bigger maps its
@@ -61,13 +68,6 @@ DWB_MAX_PIXELS = 14 * 14
 # outputs stream to memory either way), and from 64 output channels or on smaller maps BLAS wins.
 PW_MIN_PIXELS = 56 * 56
 PW_MAX_OUT_CHANNELS = 32
-WINOGRAD_MIN_PIXELS = 7 * 7
-# Big kernels on small maps are bound by streaming the transformed kernels (512 channels: 38 MB a layer;
-# in ResNet-18 at batch 1, 3.4 ms a layer against 1.8 for im2col + GEMM), which pays only when several
-# images share the stream: such layers get both methods, picked by the batch size at run time.
-WINOGRAD_BIG_KERNELS = 256 * 256  # cin * cout beyond which a map under 16x16 needs a batch
-WINOGRAD_BIG_KERNEL_BATCH = 4
-WINOGRAD_GEMM_COLUMNS = 64  # images share each GEMM until it has this many tile columns (at most 8 images)
 
 
 def winograd_images(oh: int, ow: int) -> int:
@@ -90,11 +90,11 @@ def conv_method(cin: int, node: Node) -> str:
     sh, sw = a["stride"]
     if _winograd_pays(cin, node):
         return CONV_WINOGRAD
-    if a["groups"] != 1:
-        if a["groups"] != cin or cin != node.shape[0] or sh != sw:
-            return CONV_DIRECT
-        return CONV_DWB if node.shape[1] * node.shape[2] <= DWB_MAX_PIXELS else CONV_DW
     cout, oh, ow = node.shape
+    if a["groups"] != 1:
+        if a["groups"] != cin or cin != cout or sh != sw:
+            return CONV_DIRECT
+        return CONV_DWB if oh * ow <= DWB_MAX_PIXELS else CONV_DW
     if (kh, kw) == (1, 1) and (sh, sw) == (1, 1) and a["pad"] == (0, 0) and a["table"] is None:
         if oh * ow >= PW_MIN_PIXELS and cout <= PW_MAX_OUT_CHANNELS:
             return CONV_PW
