@@ -19,10 +19,10 @@ from cnndsl.reference import random_weights
 from cnndsl.runtime import numba_kernels as K
 
 # Each line takes one of conv_gemm's parallel branches or another kernel's split (thresholds in
-# cnndsl/runtime/numba_kernels.py: PARALLEL_MACS, _BAND_COLUMNS).
+# cnndsl/runtime/numba_kernels.py: PARALLEL_MACS, _BAND_COLUMNS); an odd channel count splits im2col unevenly.
 SPECS = {
     "bands": "input 3x96x96\nconv7x7(32, stride=2) -> bn -> relu -> maxpool3(stride=2, pad=1) -> conv1x1(64) -> relu6",
-    "channel_split": "input 256x14x14\nconv3x3(256, stride=2) -> relu -> conv1x1(640) -> gap -> fc(1000)",
+    "channel_split": "input 255x14x14\nconv3x3(256, stride=2) -> relu -> conv1x1(640) -> gap -> fc(1000)",
     "winograd": "input 32x40x40\nconv3x3(48) -> bn -> silu -> conv3x3(48) -> sigmoid",
     "depthwise": "input 64x56x56\nconv3x3(64, groups=64) -> relu6 -> conv5x5(64, stride=2, groups=64) -> hardswish",
     "same_pool": "input 96x28x28\nmaxpool3(stride=1, pad=1) -> conv1x1(8)",

@@ -340,18 +340,33 @@ def _direct_parallel(x, w, b, y, groups, sh, sw, ph, pw, dh, dw, act, slope):
 @_jit()
 def _im2col_band(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow):
     """col (cin kh kw, (oy1 - oy0) ow): row (c, ky, kx) holds, for output rows oy0..oy1-1, the input pixel
-    each output pixel sees through that tap (0 in padding). With a column stride, the input rows the band
+    each output pixel sees through that tap (0 in padding)."""
+    _im2col_channels(x, n, col, _int(0), _int(x.shape[1]), kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow)
+
+
+@_jit(parallel=True)
+def _im2col_parallel(x, n, col, threads, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """A whole image's columns, the input channels split over threads."""
+    cin = x.shape[1]
+    for t in _nb.prange(threads):
+        c0, c1 = t * cin // threads, (t + 1) * cin // threads
+        _im2col_channels(x, n, col, c0, c1, kh, kw, sh, sw, ph, pw, dh, dw, _int(0), oh, ow)
+
+
+@_jit()
+def _im2col_channels(x, n, col, c0, c1, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow):
+    """_im2col_band's rows for input channels c0..c1-1. With a column stride, the input rows the band
     reads are first split into their sw column phases (once per channel), so that every tap's copy is a
     contiguous run of one phase instead of a strided gather."""
-    cin, h, wd = x.shape[1], x.shape[2], x.shape[3]
-    xf = x[n].reshape((cin * h * wd,))
+    h, wd = x.shape[2], x.shape[3]
+    xf = x[n].reshape((x.shape[1] * h * wd,))
     cf = col.reshape((col.size,))
     plane = (oy1 - oy0) * ow
     r0, r1 = max(0, oy0 * sh - ph), min(h, (oy1 - 1) * sh - ph + (kh - 1) * dh + 1)
     wq = (wd + sw - 1) // sw
     # a stride-1 im2col reads x directly: no phase buffer to allocate
     phases = _knp.empty((sw, max(r1 - r0, 1), wq) if sw > 1 else (1, 1, 1), _knp.float32)
-    for c in range(cin):
+    for c in range(c0, c1):
         if sw > 1:
             for iy in range(r0, r1):
                 row = xf[(c * h + iy) * wd : (c * h + iy + 1) * wd]
@@ -451,8 +466,8 @@ def conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope):
             col = scratch[: k * oh * ow].reshape((k, oh * ow))
             if kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0:
                 col = x[n].reshape((k, oh * ow))
-            else:
-                _im2col_band(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, _int(0), oh, ow)
+            else:  # single-threaded, the columns took 40 % of the layer (64 -> 128 channels, 56 -> 28)
+                _im2col_parallel(x, n, col, threads, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
             _gemm_parallel(w2, col, y[n].reshape((cout, oh * ow)), b, act, slope, threads)
         return
     if parallel:
