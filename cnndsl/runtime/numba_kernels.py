@@ -143,25 +143,28 @@ def _act1(v, act, slope):
 
 @_jit()
 def act_copy(x, y, act, slope):
-    """y = act(x) on flat float32 arrays (y may be x). One loop per activation, so each vectorises."""
+    """y = act(x) on flat float32 arrays (y may be x). One loop per activation, so each vectorises. The
+    common ones are written out rather than calls of _act1: numba inlines _act1 by copying its IR, which
+    holds every activation, and seven copies of it took 2 s of every network's cold compile."""
     if act == ACT_RELU:
         for i in range(x.size):
-            y[i] = _act1(x[i], ACT_RELU, slope)
+            y[i] = max(x[i], _knp.float32(0.0))
     elif act == ACT_RELU6:
         for i in range(x.size):
-            y[i] = _act1(x[i], ACT_RELU6, slope)
+            y[i] = min(max(x[i], _knp.float32(0.0)), _knp.float32(6.0))
     elif act == ACT_TANH:
         for i in range(x.size):
-            y[i] = _act1(x[i], ACT_TANH, slope)
+            y[i] = _tanh(x[i])
     elif act == ACT_SIGMOID:
         for i in range(x.size):
-            y[i] = _act1(x[i], ACT_SIGMOID, slope)
+            y[i] = _sigmoid(x[i])
     elif act == ACT_SILU:
         for i in range(x.size):
-            y[i] = _act1(x[i], ACT_SILU, slope)
+            y[i] = x[i] * _sigmoid(x[i])
     elif act == ACT_HARDSWISH:
         for i in range(x.size):
-            y[i] = _act1(x[i], ACT_HARDSWISH, slope)
+            v = x[i]
+            y[i] = v * min(max(v + _knp.float32(3.0), _knp.float32(0.0)), _knp.float32(6.0)) / _knp.float32(6.0)
     else:
         for i in range(x.size):
             y[i] = _act1(x[i], act, slope)
@@ -181,7 +184,8 @@ def activate(v, act, slope):
     for i0 in range(0, v.size, _ACT_CHUNK):
         chunk = v[i0 : i0 + _ACT_CHUNK]
         part = buf[: chunk.size]
-        part[:] = chunk
+        for i in range(chunk.size):  # not part[:] = chunk: see _copy_rows
+            part[i] = chunk[i]
         act_copy(part, chunk, act, slope)
 
 
@@ -217,6 +221,17 @@ def _int(v):
     Literal[int], which cost ResNet-50's cold compile 8 s. The cast matters: `return v` is typed as the
     literal it was given, and the callee was compiled twice all the same (3 s of ResNet-50's 30)."""
     return _knp.int64(v)
+
+
+@_jit()
+def _copy_rows(src, dst, rows, count):
+    """dst[r, :count] = src[r, :count] for r < rows, by loops: numba's slice assignment (dst[r] =
+    src[r]) checks the shapes with a formatted error, whose first compile costs 1.5 s of every network's
+    cold compile."""
+    for r in range(rows):
+        d, s = dst[r], src[r]
+        for i in range(count):
+            d[i] = s[i]
 
 
 @_jit()
@@ -344,15 +359,6 @@ def _im2col_band(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow):
     _im2col_channels(x, n, col, _int(0), _int(x.shape[1]), kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow)
 
 
-@_jit(parallel=True)
-def _im2col_parallel(x, n, col, threads, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    """A whole image's columns, the input channels split over threads."""
-    cin = x.shape[1]
-    for t in _nb.prange(threads):
-        c0, c1 = t * cin // threads, (t + 1) * cin // threads
-        _im2col_channels(x, n, col, c0, c1, kh, kw, sh, sw, ph, pw, dh, dw, _int(0), oh, ow)
-
-
 @_jit()
 def _im2col_channels(x, n, col, c0, c1, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow):
     """_im2col_band's rows for input channels c0..c1-1. With a column stride, the input rows the band
@@ -423,8 +429,7 @@ def _gemm_band(x, w2, b, y, n, scratch, oy0, oy1, kh, kw, sh, sw, ph, pw, dh, dw
         else:
             col = scratch[: k * cols].reshape((k, cols))
             src = x[n].reshape((k, plane))
-            for c in range(k):
-                col[c] = src[c, p0 : p0 + cols]
+            _copy_rows(src[:, p0:], col, k, cols)
     else:
         col = scratch[: k * cols].reshape((k, cols))
         _im2col_band(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow)
@@ -440,13 +445,33 @@ def _gemm_band(x, w2, b, y, n, scratch, oy0, oy1, kh, kw, sh, sw, ph, pw, dh, dw
         _row_bias_act(acc[o], _int(0), yf, o * plane + p0, cols, b[o], act, slope)
 
 
+# conv_gemm's three kinds of task. One parallel function runs all three: each parallel function costs
+# ~1.5 s of cold compile (numba outlines the loop body into a gufunc and links and optimises the callees
+# once more for it), and three of them took 5 s of ResNet-50's.
+_TASK_BANDS, _TASK_COLUMNS, _TASK_CHANNELS = 0, 1, 2
+
+
 @_jit(parallel=True)
-def _gemm_bands_parallel(x, w2, b, y, n, scratch, bands, kh, kw, sh, sw, ph, pw, dh, dw, act, slope):
-    oh, ow, rows = y.shape[2], y.shape[3], w2.shape[0] + w2.shape[1]
-    for i in _nb.prange(bands):
-        oy0, oy1 = i * oh // bands, (i + 1) * oh // bands
-        region = scratch[rows * oy0 * ow : rows * oy1 * ow]
-        _gemm_band(x, w2, b, y, n, region, oy0, oy1, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
+def _gemm_tasks(kind, x, w2, b, y, n, col, scratch, tasks, kh, kw, sh, sw, ph, pw, dh, dw, act, slope):
+    """Image n of conv_gemm in `tasks` parts over threads: _TASK_BANDS, bands of output rows (each im2col
+    and GEMM on its own region of scratch); _TASK_COLUMNS, the image's columns `col`, input channels split;
+    _TASK_CHANNELS, the GEMM on those columns, output channels split."""
+    cout, k = w2.shape
+    oh, ow, cin = y.shape[2], y.shape[3], x.shape[1]
+    y2 = y[n].reshape((cout, oh * ow))
+    for t in _nb.prange(tasks):
+        if kind == _TASK_BANDS:
+            oy0, oy1 = t * oh // tasks, (t + 1) * oh // tasks
+            region = scratch[(cout + k) * oy0 * ow : (cout + k) * oy1 * ow]
+            _gemm_band(x, w2, b, y, n, region, oy0, oy1, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
+        elif kind == _TASK_COLUMNS:
+            c0, c1 = t * cin // tasks, (t + 1) * cin // tasks
+            _im2col_channels(x, n, col, c0, c1, kh, kw, sh, sw, ph, pw, dh, dw, _int(0), oh, ow)
+        else:
+            m0, m1 = t * cout // tasks, (t + 1) * cout // tasks
+            if m1 > m0:
+                _knp.dot(w2[m0:m1], col, y2[m0:m1])
+                _bias_act(y2[m0:m1], b[m0:m1], act, slope)
 
 
 @_jit()
@@ -462,19 +487,20 @@ def conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope):
     if parallel and (oh < 2 * threads or oh * ow < _BAND_COLUMNS * threads):
         # Few pixels: every band's GEMM would pack all the kernels for a handful of columns (512 channels at
         # 7x7: 2.0 ms in two bands), so the threads split the output channels of one GEMM instead (1.5 ms).
+        one_by_one = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
+        columns, channels = _int(_TASK_COLUMNS), _int(_TASK_CHANNELS)
         for n in range(y.shape[0]):
-            col = scratch[: k * oh * ow].reshape((k, oh * ow))
-            if kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0:
-                col = x[n].reshape((k, oh * ow))
-            else:  # columns over threads too: on one thread they took 40 % of the layer (64 -> 128, 56 -> 28)
-                _im2col_parallel(x, n, col, threads, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-            _gemm_parallel(w2, col, y[n].reshape((cout, oh * ow)), b, act, slope, threads)
+            col = x[n].reshape((k, oh * ow)) if one_by_one else scratch[: k * oh * ow].reshape((k, oh * ow))
+            if not one_by_one:  # columns over threads too: on one thread they took 40 % of the layer
+                _gemm_tasks(columns, x, w2, b, y, n, col, scratch, threads, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
+            _gemm_tasks(channels, x, w2, b, y, n, col, scratch, threads, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
         return
     if parallel:
         bands = min(oh, threads * -(-bands // threads))
+    rows, col = _int(_TASK_BANDS), scratch[:0].reshape((0, 0))  # the bands build their own columns
     for n in range(y.shape[0]):
         if parallel:
-            _gemm_bands_parallel(x, w2, b, y, n, scratch, bands, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
+            _gemm_tasks(rows, x, w2, b, y, n, col, scratch, bands, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
         else:
             for i in range(bands):
                 oy0, oy1 = i * oh // bands, (i + 1) * oh // bands
@@ -1352,8 +1378,7 @@ def mul2(a, b, y, act, slope, threads):
 def copy_channels(x, y, c0):
     """Concatenation: x (N, C, HW) into channels c0.. of y (N, C', HW)."""
     for n in range(x.shape[0]):
-        for c in range(x.shape[1]):
-            y[n, c0 + c, :] = x[n, c, :]
+        _copy_rows(x[n], y[n, c0:], x.shape[1], x.shape[2])
 
 
 @_jit()
@@ -1382,8 +1407,7 @@ def gather(x, y, c0, groups, h0, w0):
     for n in range(y.shape[0]):
         for c in range(y.shape[1]):
             src = c0 + (c % groups) * per + c // groups
-            for i in range(y.shape[2]):
-                y[n, c, i, :] = x[n, src, h0 + i, w0 : w0 + y.shape[3]]
+            _copy_rows(x[n, src, h0:, w0:], y[n, c], y.shape[2], y.shape[3])
 
 
 @_jit(inline="always")
