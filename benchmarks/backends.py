@@ -159,7 +159,8 @@ def layer_table(network, model_module, batch: int, peak: float, repeats: int) ->
         method = conv_method(cin[0], n)  # the method the renderer picks for this layer (at this batch size)
         if method == CONV_WINOGRAD and batch < winograd_min_batch(cin[0], n):
             method = CONV_GEMM
-        scratch = np.empty(max(conv_scratch(cin[0], cin[1:], n, method), 1), np.float32)
+        # the model's scratch (the largest layer's): with room for several images conv_gemm runs them as one GEMM
+        scratch = np.empty(max(conv_scratch(cin[0], cin[1:], n, method), model_module.SCRATCH_FLOATS), np.float32)
         (sh, sw), (ph, pw), (dh, dw) = a["stride"], a["pad"], a["dilation"]
         if method == CONV_WINOGRAD:  # as the generated module calls it: weights transformed once, up front
             conv = model_module.conv_winograd

@@ -356,18 +356,19 @@ def _direct_parallel(x, w, b, y, groups, sh, sw, ph, pw, dh, dw, act, slope):
 def _im2col_band(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow):
     """col (cin kh kw, (oy1 - oy0) ow): row (c, ky, kx) holds, for output rows oy0..oy1-1, the input pixel
     each output pixel sees through that tap (0 in padding)."""
-    _im2col_channels(x, n, col, _int(0), _int(x.shape[1]), kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow)
+    _im2col_channels(x, n, col, _int(0), _int(x.shape[1]), kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow, _int(0))
 
 
 @_jit()
-def _im2col_channels(x, n, col, c0, c1, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow):
-    """_im2col_band's rows for input channels c0..c1-1. With a column stride, the input rows the band
+def _im2col_channels(x, n, col, c0, c1, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow, p0):
+    """_im2col_band's rows for input channels c0..c1-1, written from column p0 of col on (col may hold
+    several images' columns side by side, so that one GEMM serves them all). With a column stride, the input rows the band
     reads are first split into their sw column phases (once per channel), so that every tap's copy is a
     contiguous run of one phase instead of a strided gather."""
     h, wd = x.shape[2], x.shape[3]
     xf = x[n].reshape((x.shape[1] * h * wd,))
     cf = col.reshape((col.size,))
-    plane = (oy1 - oy0) * ow
+    stride = col.shape[1]
     r0, r1 = max(0, oy0 * sh - ph), min(h, (oy1 - 1) * sh - ph + (kh - 1) * dh + 1)
     wq = (wd + sw - 1) // sw
     # a stride-1 im2col reads x directly: no phase buffer to allocate
@@ -384,7 +385,7 @@ def _im2col_channels(x, n, col, c0, c1, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1
             oy_lo, oy_hi = _span(oy1, h, ky, sh, ph, dh)
             oy_lo = max(oy_lo, oy0)
             for kx in range(kw):
-                r = ((c * kh + ky) * kw + kx) * plane
+                r = ((c * kh + ky) * kw + kx) * stride + p0
                 lo, hi = _span(ow, wd, kx, sw, pw, dw)
                 x0 = kx * dw - pw + lo * sw  # the input column of the first output pixel inside the input
                 for oy in range(oy0, oy1):  # zeros only where the tap reads padding: each float written once
@@ -452,13 +453,15 @@ _TASK_BANDS, _TASK_COLUMNS, _TASK_CHANNELS = 0, 1, 2
 
 
 @_jit(parallel=True)
-def _gemm_tasks(kind, x, w2, b, y, n, col, scratch, tasks, kh, kw, sh, sw, ph, pw, dh, dw, act, slope):
-    """Image n of conv_gemm in `tasks` parts over threads: _TASK_BANDS, bands of output rows (each im2col
-    and GEMM on its own region of scratch); _TASK_COLUMNS, the image's columns `col`, input channels split;
-    _TASK_CHANNELS, the GEMM on those columns, output channels split."""
+def _gemm_tasks(kind, x, w2, b, y, n, images, col, scratch, tasks, kh, kw, sh, sw, ph, pw, dh, dw, act, slope):
+    """Images n..n+images-1 of conv_gemm in `tasks` parts over threads. _TASK_BANDS: bands of image n's
+    output rows, each im2col and GEMM on its own region of scratch. _TASK_COLUMNS: the images' columns,
+    side by side in `col` (cin kh kw x images oh ow), input channels split. _TASK_CHANNELS: one GEMM on
+    those columns, output channels split; for several images the product lands in scratch after the
+    columns, and each image's part of every row goes to y with the bias and activation."""
     cout, k = w2.shape
     oh, ow, cin = y.shape[2], y.shape[3], x.shape[1]
-    y2 = y[n].reshape((cout, oh * ow))
+    plane = oh * ow
     for t in _nb.prange(tasks):
         if kind == _TASK_BANDS:
             oy0, oy1 = t * oh // tasks, (t + 1) * oh // tasks
@@ -466,19 +469,29 @@ def _gemm_tasks(kind, x, w2, b, y, n, col, scratch, tasks, kh, kw, sh, sw, ph, p
             _gemm_band(x, w2, b, y, n, region, oy0, oy1, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
         elif kind == _TASK_COLUMNS:
             c0, c1 = t * cin // tasks, (t + 1) * cin // tasks
-            _im2col_channels(x, n, col, c0, c1, kh, kw, sh, sw, ph, pw, dh, dw, _int(0), oh, ow)
+            for g in range(images):
+                _im2col_channels(x, n + g, col, c0, c1, kh, kw, sh, sw, ph, pw, dh, dw, _int(0), oh, ow, g * plane)
         else:
             m0, m1 = t * cout // tasks, (t + 1) * cout // tasks
-            if m1 > m0:
+            if m1 > m0 and images == 1:
+                y2 = y[n].reshape((cout, plane))
                 _knp.dot(w2[m0:m1], col, y2[m0:m1])
                 _bias_act(y2[m0:m1], b[m0:m1], act, slope)
+            elif m1 > m0:
+                acc = scratch[col.size : col.size + cout * col.shape[1]].reshape((cout, col.shape[1]))
+                _knp.dot(w2[m0:m1], col, acc[m0:m1])
+                for g in range(images):
+                    yf = y[n + g].reshape((cout * plane,))
+                    for o in range(m0, m1):
+                        _row_bias_act(acc[o], g * plane, yf, o * plane, plane, b[o], act, slope)
 
 
 @_jit()
 def conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope):
     """Ungrouped conv as im2col + GEMM, in bands of output rows: each band's columns stay in cache between
     im2col and GEMM, and the bands are the tasks over threads (each one BLAS call on its own columns: no
-    GEMM packs the same columns twice). scratch: (cin kh kw + cout) x oh ow floats."""
+    GEMM packs the same columns twice). scratch: at least (cin kh kw + cout) x oh ow floats; room for more
+    images lets the few-pixel branch run them as one GEMM."""
     cout, k, oh, ow = w.shape[0], w.shape[1] * w.shape[2] * w.shape[3], y.shape[2], y.shape[3]
     w2 = w.reshape((cout, k))
     kh, kw = w.shape[2], w.shape[3]
@@ -487,20 +500,32 @@ def conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope):
     if parallel and (oh < 2 * threads or oh * ow < _BAND_COLUMNS * threads):
         # Few pixels: every band's GEMM would pack all the kernels for a handful of columns (512 channels at
         # 7x7: 2.0 ms in two bands), so the threads split the output channels of one GEMM instead (1.5 ms).
+        # At batch > 1 the images go in groups, as many as scratch holds, each group's columns side by side
+        # for one GEMM: 49 or 196 columns per image are too few for BLAS's panels.
         one_by_one = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
         columns, channels = _int(_TASK_COLUMNS), _int(_TASK_CHANNELS)
-        for n in range(y.shape[0]):
-            col = x[n].reshape((k, oh * ow)) if one_by_one else scratch[: k * oh * ow].reshape((k, oh * ow))
-            if not one_by_one:  # columns over threads too: on one thread they took 40 % of the layer
-                _gemm_tasks(columns, x, w2, b, y, n, col, scratch, threads, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
-            _gemm_tasks(channels, x, w2, b, y, n, col, scratch, threads, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
+        group = max(1, scratch.size // ((k + cout) * oh * ow))
+        n = 0
+        while n < y.shape[0]:
+            images = min(group, y.shape[0] - n)
+            col = scratch[: k * images * oh * ow].reshape((k, images * oh * ow))
+            if one_by_one and images == 1:
+                col = x[n].reshape((k, oh * ow))
+            else:  # columns over threads too: on one thread they took 40 % of the layer
+                _gemm_tasks(
+                    columns, x, w2, b, y, n, images, col, scratch, threads, kh, kw, sh, sw, ph, pw, dh, dw, act, slope
+                )
+            _gemm_tasks(
+                channels, x, w2, b, y, n, images, col, scratch, threads, kh, kw, sh, sw, ph, pw, dh, dw, act, slope
+            )
+            n += images
         return
     if parallel:
         bands = min(oh, threads * -(-bands // threads))
-    rows, col = _int(_TASK_BANDS), scratch[:0].reshape((0, 0))  # the bands build their own columns
+    rows, one, col = _int(_TASK_BANDS), _int(1), scratch[:0].reshape((0, 0))  # the bands build their own columns
     for n in range(y.shape[0]):
         if parallel:
-            _gemm_tasks(rows, x, w2, b, y, n, col, scratch, bands, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
+            _gemm_tasks(rows, x, w2, b, y, n, one, col, scratch, bands, kh, kw, sh, sw, ph, pw, dh, dw, act, slope)
         else:
             for i in range(bands):
                 oy0, oy1 = i * oh // bands, (i + 1) * oh // bands
