@@ -505,8 +505,7 @@ def conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope):
         one_by_one = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
         columns, channels = _int(_TASK_COLUMNS), _int(_TASK_CHANNELS)
         group = max(1, scratch.size // ((k + cout) * oh * ow))
-        n = 0
-        while n < y.shape[0]:
+        for n in range(0, y.shape[0], group):  # not a while loop from n = 0: a literal n compiles all twice
             images = min(group, y.shape[0] - n)
             col = scratch[: k * images * oh * ow].reshape((k, images * oh * ow))
             if one_by_one and images == 1:
@@ -518,7 +517,6 @@ def conv_gemm(x, w, b, y, scratch, threads, sh, sw, ph, pw, dh, dw, act, slope):
             _gemm_tasks(
                 channels, x, w2, b, y, n, images, col, scratch, threads, kh, kw, sh, sw, ph, pw, dh, dw, act, slope
             )
-            n += images
         return
     if parallel:
         bands = min(oh, threads * -(-bands // threads))
