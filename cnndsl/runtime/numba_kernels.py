@@ -362,9 +362,9 @@ def _im2col_band(x, n, col, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow):
 @_jit()
 def _im2col_channels(x, n, col, c0, c1, kh, kw, sh, sw, ph, pw, dh, dw, oy0, oy1, ow, p0):
     """_im2col_band's rows for input channels c0..c1-1, written from column p0 of col on (col may hold
-    several images' columns side by side, so that one GEMM serves them all). With a column stride, the input rows the band
-    reads are first split into their sw column phases (once per channel), so that every tap's copy is a
-    contiguous run of one phase instead of a strided gather."""
+    several images' columns side by side, so that one GEMM serves them all). With a column stride, the
+    input rows the band reads are first split into their sw column phases (once per channel), so that
+    every tap's copy is a contiguous run of one phase instead of a strided gather."""
     h, wd = x.shape[2], x.shape[3]
     xf = x[n].reshape((x.shape[1] * h * wd,))
     cf = col.reshape((col.size,))
