@@ -56,15 +56,24 @@ conv3x3(6) -> layernorm(eps=1e-6) -> layer_scale(0.5) -> stochastic_depth(0.1)
 -> convt(6, kernel=3, stride=2, pad=1, output_pad=1, groups=2) -> relu -> convt2x2(3, stride=2, bias=false)
 -> upsample(size=(13, 20)) -> gap -> flatten -> layernorm -> fc(3)
 """,
-    # Depthwise convs: the wide-row kernel on a 15x15 output, the 16-channels-at-a-time one on 14x14 and
-    # smaller (two tiles of 20 channels, the second with 4 lanes used), at strides 2 and 3, dilation 2, a
-    # 5x5 kernel, padding per dimension, and an activation applied after the tile (silu, hardswish).
+    # Depthwise convs: the in-place 3x3 kernel on a 15x15 output, the 16-channels-at-a-time one on 14x14
+    # and smaller (two tiles of 20 channels, the second with 4 lanes used), at strides 2 and 3, dilation 2,
+    # a 5x5 kernel, padding per dimension, and an activation applied after the tile (silu, hardswish).
     "depthwise": """
 input 20x15x15
 conv3x3(20, groups=20) -> relu6
 -> conv(20, kernel=5, groups=20, stride=2, pad=(2, 1)) -> silu
 -> conv(20, kernel=3, groups=20, dilation=2, pad=2) -> bn -> relu
 -> conv(20, kernel=3, groups=20, stride=3, pad=1) -> hardswish -> conv1x1(6)
+""",
+    # The in-place 3x3 kernel (pad 1, stride 1 or 2) on odd and even sides, so that the last row or column
+    # is a border one or not (9x8 -> 5x4 -> 3x2), down to planes of 3x2 and 2x1 (every output a border
+    # one), then a 2x1 -> 2x1 layer, too narrow for it (the wide-row kernel takes it).
+    "depthwise3x3": """
+input 6x9x8
+conv3x3(6, groups=6) -> silu -> conv3x3(6, stride=2, groups=6) -> relu6
+-> conv3x3(6, stride=2, groups=6) -> hardswish -> conv3x3(6, groups=6) -> relu
+-> conv3x3(6, stride=2, groups=6) -> conv3x3(6, groups=6) -> conv1x1(4)
 """,
     # stride 4 on a 56-wide map: the tile holds 34 of the 55 input rows, so it runs in two bands of rows
     "depthwise_bands": """

@@ -24,7 +24,10 @@ SPECS = {
     "bands": "input 3x96x96\nconv7x7(32, stride=2) -> bn -> relu -> maxpool3(stride=2, pad=1) -> conv1x1(64) -> relu6",
     "channel_split": "input 255x14x14\nconv3x3(256, stride=2) -> relu -> conv1x1(640) -> gap -> fc(1000)",
     "winograd": "input 32x40x40\nconv3x3(48) -> bn -> silu -> conv3x3(48) -> sigmoid",
-    "depthwise": "input 64x56x56\nconv3x3(64, groups=64) -> relu6 -> conv5x5(64, stride=2, groups=64) -> hardswish",
+    "depthwise": (
+        "input 64x56x56\nconv3x3(64, groups=64) -> relu6 -> conv3x3(64, stride=2, groups=64) -> silu"
+        " -> conv5x5(64, stride=2, groups=64) -> hardswish"
+    ),
     "same_pool": "input 96x28x28\nmaxpool3(stride=1, pad=1) -> conv1x1(8)",
     "pointwise": "input 24x56x56\nconv1x1(144) -> bn -> relu6 -> conv1x1(22) -> silu",
     "depthwise_blocked": "input 200x14x14\nconv3x3(200, groups=200) -> relu6 -> conv5x5(200, stride=2, groups=200) -> silu",

@@ -59,7 +59,9 @@ WINOGRAD_GEMM_COLUMNS = 64  # images share each GEMM until it has this many tile
 
 # Depthwise convs with outputs up to 14x14 run 16 channels at a time (conv_depthwise_blocked: 1.3-1.8x the
 # wide-row kernel there, 2 threads, MobileNet-v2's and EfficientNet-B0's layers); on bigger maps its
-# interleaving copies cost more than it saves (0.8x at 56x56).
+# interleaving copies cost more than it saves (0.8x at 56x56). 3x3 pad-1 ones at stride 1 or 2 go to
+# conv_depthwise at every size, whose in-place 3x3 kernel beats the blocked one down to 7x7 (2 threads:
+# 1.4x at 14x14, 1.9x at 28 -> 14, 1.1x on 960 channels at 7x7).
 DWB_MAX_PIXELS = 14 * 14
 
 # 1x1 convs down to a few channels on big maps are memory-bound: conv_pointwise's loops beat banded im2col +
@@ -78,8 +80,9 @@ def winograd_images(oh: int, ow: int) -> int:
 
 def conv_method(cin: int, node: Node) -> str:
     """Which conv2d method a layer gets: depthwise convs (groups == channels in and out, one stride) the
-    depthwise wide-row kernel (1.7-2x the direct kernel on MobileNet's and EfficientNet's planes at stride
-    1, 1.1-1.6x at stride 2), or on small maps the blocked one (DWB_MAX_PIXELS); other grouped convs the
+    depthwise kernel (3x3 pad-1 ones its in-place 3x3 kernel; the others its wide-row one, 1.7-2x the direct
+    kernel on MobileNet's and EfficientNet's planes at stride 1, 1.1-1.6x at stride 2, or on small maps the
+    blocked one, DWB_MAX_PIXELS); other grouped convs the
     direct kernel; 1x1 convs to few channels on big maps their own loops (PW_MIN_PIXELS); stride-1 convs
     bigger than 1x1 with short rows and few output channels the wide-row im2col + BLAS (one contiguous
     window copy per im2col row instead of one short copy per output row); the rest banded im2col + BLAS.
@@ -94,7 +97,7 @@ def conv_method(cin: int, node: Node) -> str:
     if a["groups"] != 1:
         if a["groups"] != cin or cin != cout or sh != sw:
             return CONV_DIRECT
-        return CONV_DWB if oh * ow <= DWB_MAX_PIXELS else CONV_DW
+        return CONV_DWB if oh * ow <= DWB_MAX_PIXELS and not _depthwise3(node) else CONV_DW
     if (kh, kw) == (1, 1) and (sh, sw) == (1, 1) and a["pad"] == (0, 0) and a["table"] is None:
         if oh * ow >= PW_MIN_PIXELS and cout <= PW_MAX_OUT_CHANNELS:
             return CONV_PW
@@ -102,6 +105,12 @@ def conv_method(cin: int, node: Node) -> str:
         if ow < WGEMM_MAX_WIDTH and cout <= WGEMM_MAX_COUT:
             return CONV_WGEMM
     return CONV_GEMM
+
+
+def _depthwise3(node: Node) -> bool:
+    """Whether conv_depthwise's in-place 3x3 kernel takes this depthwise layer (as _dw3_applies decides)."""
+    a = node.attrs
+    return (a["kernel"], a["pad"], a["dilation"]) == ((3, 3), (1, 1), (1, 1)) and a["stride"] in ((1, 1), (2, 2))
 
 
 def _winograd_pays(cin: int, node: Node) -> bool:
