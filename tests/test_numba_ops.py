@@ -94,6 +94,13 @@ input 5x9x4
 maxpool3(stride=1, pad=1) -> maxpool5(stride=1, pad=2) -> conv1x1(3)
 -> maxpool(kernel=(3, 5), stride=1, pad=(1, 2)) -> maxpool(kernel=(1, 3), stride=1, pad=(0, 1)) -> relu
 """,
+    # 3x3 max pools by their own passes: stride 2 with the last window clipped (ceil mode, an odd width) or
+    # not, padded or not, and stride 1 padded to keep the size down to a 2x2 plane
+    "pools3x3": """
+input 3x11x10
+maxpool3(stride=2, pad=1) -> relu -> conv1x1(3) -> maxpool3(stride=2, ceil=true) -> maxpool3(stride=2, pad=1) -> maxpool3(stride=1, pad=1)
+-> maxpool3(stride=2, pad=1) -> maxpool3(stride=1, pad=1) -> conv1x1(4)
+""",
     "softmax_map": """
 input 3x5x4
 conv1x1(4, bias=false) -> softmax -> avgpool2(ceil=true) -> flatten -> relu -> softmax
